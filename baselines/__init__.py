@@ -1,0 +1,39 @@
+"""Every non-GAN rebalancing method of the classification track, registered on import.
+
+Methods (name: what it does; parameters with defaults):
+
+- ``erm``: no rebalancing, the reference row.
+- ``ros``: random over-sampling to the largest class count (index sampling, exact).
+- ``rus``: random under-sampling to the smallest class count (index sampling, exact).
+- ``smote``: SMOTE on pixels up to the largest count (exact); k_neighbors=5.
+- ``adasyn``: ADASYN on pixels (approximate counts); n_neighbors=5.
+- ``borderline-smote``: Borderline-SMOTE on pixels (danger items only); k_neighbors=5,
+  m_neighbors=10, kind=borderline-1.
+- ``class-weighted``: CE weighted by 1/n_c, weights summing to C.
+- ``cb-loss``: class-balanced loss (inverse effective number); beta=0.9999,
+  loss=softmax|focal|sigmoid, gamma=1.0.
+- ``focal``: softmax focal loss; gamma=2.0, alpha=-1 (off).
+- ``ldam-drw``: LDAM margins on a cosine classifier + deferred class-balanced re-weighting;
+  max_m=0.5, s=30, beta=0.9999, drw_start=0.8, drw=True.
+- ``augment``: standard augmentation for the dataset (affine / pad-crop-flip); policy=auto.
+- ``random-erasing``: torchvision RandomErasing per image; p=0.5, scale_max=0.33, value=0.
+
+Shared helpers: :mod:`.class_weights` (inverse-frequency and class-balanced weights) and
+:mod:`.resampling` (imbalanced-learn glue and the small-class rules of the SMOTE family).
+Randomness comes only from ``ctx.rng`` / ``ctx.generator``; on-the-fly augmentations keep a
+per-cell torch generator created at epoch 0.
+"""
+from . import (  # noqa: F401  (importing registers the methods)
+    adasyn,
+    augment,
+    borderline_smote,
+    cb_loss,
+    class_weighted,
+    erm,
+    focal,
+    ldam_drw,
+    random_erasing,
+    ros,
+    rus,
+    smote,
+)

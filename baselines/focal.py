@@ -1,0 +1,64 @@
+"""Focal loss, multi-class softmax form (Lin et al. 2017)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..benchmarks.errors import UsageError
+from ..benchmarks.method import Context, Method
+from ..benchmarks.plugins import register_method
+
+
+class FocalLoss(nn.Module):
+    """FL = −α_t (1 − p_t)^γ log p_t, p_t the softmax probability of the true class; batch mean.
+
+    ``alpha_t`` is a per-class tensor (K,) or None (α_t = 1). With γ = 0 and no α it is CE.
+    (1 − p_t) is clamped at 1e-12 so that γ < 1 has a finite gradient at p_t = 1.
+    """
+
+    def __init__(self, gamma: float = 2.0, alpha_t: torch.Tensor | None = None):
+        super().__init__()
+        self.gamma = float(gamma)
+        self.register_buffer("alpha_t", None if alpha_t is None else alpha_t.float())
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logp_t = F.log_softmax(logits, dim=1).gather(1, targets[:, None])[:, 0]
+        loss = -logp_t
+        if self.gamma != 0.0:
+            loss = (-torch.expm1(logp_t)).clamp_min(1e-12).pow(self.gamma) * loss
+        if self.alpha_t is not None:
+            loss = self.alpha_t.to(loss.dtype)[targets] * loss
+        return loss.mean()
+
+
+@register_method
+class Focal(Method):
+    """Softmax focal loss with ``gamma`` (default 2.0, Lin et al.'s RetinaNet value; Cao et al.'s
+    LDAM-DRW comparison used γ = 1 for its focal row: pass ``gamma=1`` to match it).
+
+    ``alpha`` < 0 (default −1) switches α-balancing off. ``alpha`` in [0, 1] is Lin et al.'s
+    α-balanced form with the recipe's minority classes (``ctx.minority``) as the rare
+    "positive" class: α_t = alpha for a minority class, 1 − alpha for the others.
+    """
+
+    name = "focal"
+    family = "baseline"
+    tracks = ("classification",)
+    summary = "Focal loss (softmax form): down-weight easy items by (1 - p_t)^gamma"
+    reference = "Lin, Goyal, Girshick, He & Dollár, Focal Loss for Dense Object Detection, ICCV 2017"
+    defaults = {"gamma": 2.0, "alpha": -1.0}
+
+    def check(self) -> None:
+        if float(self.params["gamma"]) < 0:
+            raise UsageError(f"method 'focal': gamma must be >= 0, got {self.params['gamma']}")
+        if float(self.params["alpha"]) > 1:
+            raise UsageError(f"method 'focal': alpha must be in [0, 1] (or < 0 for off), got {self.params['alpha']}")
+
+    def criterion(self, ctx: Context):
+        alpha = float(self.params["alpha"])
+        alpha_t = None
+        if alpha >= 0:
+            alpha_t = torch.full((ctx.num_classes,), 1.0 - alpha)
+            alpha_t[list(ctx.minority)] = alpha
+        return FocalLoss(float(self.params["gamma"]), alpha_t)

@@ -1,0 +1,27 @@
+"""Random over-sampling (ROS): duplicate real items until every class has the largest count."""
+from __future__ import annotations
+
+from imblearn.over_sampling import RandomOverSampler
+
+from ..benchmarks.method import Context, Method
+from ..benchmarks.plugins import register_method
+from .resampling import resample_indices
+
+
+@register_method
+class ROS(Method):
+    """imbalanced-learn's ``RandomOverSampler`` on item indices (exact counts).
+
+    Duplicates are real images, so they are *not* flagged synthetic; the originals come first
+    in their order. The record gets ``counts_after_prepare``.
+    """
+
+    name = "ros"
+    family = "baseline"
+    tracks = ("classification",)
+    summary = "Random over-sampling: duplicate items of every class up to the largest class count"
+    reference = "Lemaître, Nogueira & Aridas, imbalanced-learn, JMLR 2017 (RandomOverSampler)"
+    defaults = {}
+
+    def prepare(self, train, ctx: Context):
+        return resample_indices(train, ctx, RandomOverSampler, self.name)

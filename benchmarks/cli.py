@@ -1,0 +1,180 @@
+"""The ``imbench`` command line: ``imbench run ...`` and ``imbench ls ...``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import UsageError, unknown
+from .executors import make_executor
+from .plugins import METHODS, load_methods
+from .profiles import profiles
+from .runner import resolve_device, run_cells, validate
+from .suite import Overrides, expand, load_suite, parse_ints, suite_names
+
+LS_KINDS = ("methods", "datasets", "recipes", "models", "profiles", "suites", "tracks")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        raise UsageError(message)
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return None if text is None else [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _floats(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(p) for p in text.split(",")]
+    except ValueError:
+        raise UsageError(f"bad {what} {text!r}; expected numbers like 10,50") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="imbench", description="Class-imbalance benchmark suite for computer vision.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="run a track, a suite file, or all (default: the quick suite)")
+    run.add_argument("target", nargs="?", help="classification | all | SUITE.yaml | bundled suite name")
+    run.add_argument("--dataset", help="dataset name(s), comma-separated (overrides the suite)")
+    run.add_argument("--data-root", help="folder holding real datasets in torchvision's layout")
+    run.add_argument("--data-path", help="a dataset file (e.g. a MedMNIST .npz)")
+    run.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
+    run.add_argument("--split-seed", type=int, help="seed of the stratified test split of single-split sources (default 0)")
+    run.add_argument("--recipe", help="recipe spec(s) name[:key=value...], comma-separated")
+    run.add_argument("--ir", help="imbalance ratio(s), e.g. 10,50 (sets the recipes' ir)")
+    run.add_argument("--methods", help="method spec(s) name[:key=value...], or all|baseline|gan")
+    run.add_argument("--model", help="model name(s), comma-separated")
+    run.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-4")
+    run.add_argument("--profile", help="smoke | quick | paper | PROFILE.yaml")
+    run.add_argument("--out", help="output folder (default ./runs/<suite>)")
+    run.add_argument("--resume", action="store_true", help="skip cells already recorded in --out")
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    run.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: in this process)")
+    run.add_argument("--plugin", action="append", default=[], help="module:attr of a method plugin (repeatable)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    ls = sub.add_parser("ls", help="list methods, datasets, recipes, models, profiles, suites or tracks")
+    ls.add_argument("kind", help=" | ".join(LS_KINDS))
+    ls.add_argument("--track", help="only what supports this track")
+    ls.add_argument("--plugin", action="append", default=[], help="module:attr of a method plugin")
+    return p
+
+
+def cmd_run(args) -> int:
+    from ..results.leaderboard import format_table, leaderboard, write_leaderboard
+
+    load_methods(tuple(args.plugin))
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    suite = load_suite(args.target)
+    overrides = Overrides(
+        datasets=_csv(args.dataset), recipes=_csv(args.recipe), ir=_floats(args.ir, "--ir"),
+        methods=_csv(args.methods), models=_csv(args.model),
+        seeds=None if args.seeds is None else parse_ints(args.seeds, "--seeds"),
+        profile=args.profile, split_seed=args.split_seed,
+    )
+    if overrides.ir is not None and any(v < 1 for v in overrides.ir):
+        raise UsageError(f"--ir must be at least 1, got {args.ir}")
+    cells = expand(suite, overrides)
+    out = Path(args.out or Path("runs") / suite["name"])
+    runtime = {
+        "out": str(out.resolve()), "data_root": args.data_root,
+        "data_path": args.data_path, "download": args.download, "device": resolve_device(args.device),
+        "plugins": list(args.plugin), "cache_dir": str(out.resolve().parent / "cache"),
+    }
+    if args.data_path and not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path} does not exist")
+    validate(cells, runtime)
+    if not args.quiet:
+        print(f"imbench: suite {suite['name']}: {len(cells)} cells on {runtime['device']} -> {out}", file=sys.stderr)
+    result = run_cells(cells, runtime, make_executor(args.jobs), resume=args.resume, quiet=args.quiet)
+    written = write_leaderboard(result["records"], out)
+    print(format_table(leaderboard(result["records"])))
+    print()
+    print(f"records:     {out / 'records'} ({len(result['records'])} cells, {result['ran']} run now, "
+          f"{result['skipped']} resumed)")
+    for path in written:
+        print(f"leaderboard: {path}")
+    if result["failed"]:
+        print(f"imbench: {len(result['failed'])} cell(s) failed:", file=sys.stderr)
+        for r in result["failed"]:
+            print(f"  {r['label']}: {r['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_ls(args) -> int:
+    from ..data_recipes.recipes import RECIPES
+    from ..data_recipes.sources import SOURCES
+    from ..tasks import TRACKS
+    from ..tasks.classification.models import MODELS
+
+    load_methods(tuple(args.plugin))
+    if args.kind not in LS_KINDS:
+        raise unknown("list", args.kind, LS_KINDS)
+    if args.track and args.track not in TRACKS:
+        raise unknown("track", args.track, TRACKS)
+    rows: list[tuple] = []
+    if args.kind == "methods":
+        for name in sorted(METHODS):
+            cls = METHODS.get(name)
+            if args.track and not cls.supports(args.track):
+                continue
+            params = " ".join(f"{k}={v}" for k, v in cls.defaults.items())
+            rows.append((name, cls.family, ",".join(cls.tracks), cls.summary, cls.reference, params))
+        header = ("name", "family", "tracks", "summary", "reference", "parameters")
+    elif args.kind in ("datasets", "recipes", "models"):
+        reg = {"datasets": SOURCES, "recipes": RECIPES, "models": MODELS}[args.kind]
+        for name in sorted(reg):
+            spec = reg.get(name)
+            tracks = getattr(spec, "tracks", ("classification",))
+            if args.track and args.track not in tracks:
+                continue
+            extra = getattr(spec, "needs", None) or " ".join(f"{k}={v}" for k, v in getattr(spec, "defaults", {}).items())
+            rows.append((name, ",".join(tracks), spec.summary, spec.reference, extra))
+        header = ("name", "tracks", "summary", "reference",
+                  {"datasets": "needs", "recipes": "parameters", "models": ""}[args.kind])
+    elif args.kind == "profiles":
+        for name, block in profiles().items():
+            tracks = [t for t in block if t != "description"]
+            rows.append((name, ",".join(tracks), block.get("description", "")))
+        header = ("name", "tracks", "description")
+    elif args.kind == "suites":
+        rows = [(n, load_suite(n).get("description", "")) for n in suite_names()]
+        header = ("name", "description")
+    else:
+        rows = [(n, TRACKS.get(n).summary) for n in TRACKS]
+        header = ("name", "summary")
+    _print_table(header, rows)
+    return 0
+
+
+def _print_table(header, rows) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    for row in [header, *rows]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            args = parser.parse_args(["run", *(argv or [])])
+        return cmd_run(args) if args.command == "run" else cmd_ls(args)
+    except UsageError as exc:
+        print(f"imbench: error: {str(exc).splitlines()[0] if str(exc) else 'bad input'}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("imbench: interrupted; finished cells are recorded, rerun with --resume to go on", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

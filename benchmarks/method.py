@@ -1,0 +1,159 @@
+"""The method contract: one class per rebalancing method, with optional hooks.
+
+A method implements only the hooks it needs; every hook speaks the track's own data types
+(for ``classification``: an :class:`~imbench.data_recipes.imageset.ImageSet` and batches
+``(x, y)`` of float images in [0, 1] and int64 labels), so the same hook names serve the
+detection and segmentation tracks.
+
+========================  ==================================================================
+hook                      what it changes
+========================  ==================================================================
+``prepare(train, ctx)``   the training set itself, before training (resampling, synthesis)
+``sampler(train, ctx)``   per-item sampling weights (a float tensor (N,)) for the batches
+``criterion(ctx)``        the training loss: a callable ``(outputs, targets) -> scalar``
+``adapt_model(m, ctx)``   the model before training (e.g. LDAM's cosine classifier)
+``augment(batch, ctx)``   each training batch on the fly
+``adversary(m, b, ctx)``  an extra (adversarial) loss term added to the batch loss
+``on_epoch(epoch, ctx)``  schedule changes at the start of each epoch (e.g. DRW)
+========================  ==================================================================
+
+A hook left alone keeps the track's default (identity / uniform sampling / plain loss).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from .errors import UsageError
+
+HOOKS = ("prepare", "sampler", "criterion", "adapt_model", "augment", "adversary", "on_epoch")
+
+
+@dataclass
+class Context:
+    """What a method may know about the cell it runs in.
+
+    ``class_counts`` are the counts of the imbalanced training split as the recipe made it
+    (before ``prepare``); ``minority`` the class indices the recipe made minority (tail);
+    ``budget`` the profile's budgets for this track (epochs, batch size, ...);
+    ``record`` a dict whose items land under ``extras`` in the cell's record.
+    """
+
+    track: str
+    class_names: list[str]
+    class_counts: list[int]
+    minority: list[int]
+    seed: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    budget: dict = field(default_factory=dict)
+    dataset: str = ""
+    recipe: dict = field(default_factory=dict)
+    cache_dir: Path | None = None
+    quiet: bool = True
+    epoch: int = 0
+    epochs: int = 0
+    record: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _seed_for(self, salt: str) -> int:
+        digest = hashlib.sha256(f"{self.seed}:{salt}".encode()).digest()
+        return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+    def rng(self, salt: str) -> np.random.Generator:
+        """A NumPy generator determined by the cell's seed and ``salt``."""
+        return np.random.default_rng(self._seed_for(salt))
+
+    def generator(self, salt: str) -> torch.Generator:
+        """A CPU torch generator determined by the cell's seed and ``salt``."""
+        return torch.Generator().manual_seed(self._seed_for(salt))
+
+    def note(self, key: str, value: Any) -> None:
+        """Put ``value`` in the record under ``extras[key]`` (must be JSON-serialisable)."""
+        self.record[key] = value
+
+
+class Method:
+    """Base class of every method; subclass it, set the class attributes, override hooks.
+
+    ``defaults`` declares the method's parameters and their default values; a parameter
+    given from the command line as text is converted to the default's type. Override
+    ``check()`` to reject impossible values with ``UsageError``.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = "baseline"  # "baseline" or "gan"
+    tracks: ClassVar[tuple[str, ...]] = ()
+    summary: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any):
+        unknown_keys = sorted(set(params) - set(self.defaults))
+        if unknown_keys:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise UsageError(f"method {self.name!r} has no parameter {unknown_keys[0]!r} (parameters: {known})")
+        self.params = {k: _coerce(self.name, k, params.get(k, v), v) for k, v in self.defaults.items()}
+        self.check()
+
+    def check(self) -> None:
+        """Raise ``UsageError`` for impossible parameter values."""
+
+    @classmethod
+    def hooks(cls) -> list[str]:
+        """The hooks this method overrides."""
+        return [h for h in HOOKS if getattr(cls, h) is not getattr(Method, h)]
+
+    @classmethod
+    def supports(cls, track: str) -> bool:
+        return track in cls.tracks
+
+    # ----------------------------------------------------------------- hooks
+    def prepare(self, train, ctx: Context):
+        return train
+
+    def sampler(self, train, ctx: Context) -> torch.Tensor | None:
+        return None
+
+    def criterion(self, ctx: Context):
+        return None
+
+    def adapt_model(self, model: torch.nn.Module, ctx: Context) -> torch.nn.Module:
+        return model
+
+    def augment(self, batch, ctx: Context):
+        return batch
+
+    def adversary(self, model: torch.nn.Module, batch, ctx: Context) -> torch.Tensor | None:
+        return None
+
+    def on_epoch(self, epoch: int, ctx: Context) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+
+def _coerce(method: str, key: str, value: Any, default: Any) -> Any:
+    if default is None or not isinstance(value, str) or isinstance(default, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        return type(default)(value)
+    except ValueError:
+        raise UsageError(
+            f"method {method!r}: parameter {key}={value!r} is not a valid {type(default).__name__}"
+        ) from None

@@ -1,0 +1,146 @@
+"""Contract checks for methods, for the built-ins and for plugin authors.
+
+In a plugin's own tests::
+
+    from imbench.testing import check_method, run_smoke_cell
+    from my_plugin import MyMethod
+
+    def test_contract():
+        check_method(MyMethod)
+
+    def test_runs_in_a_suite(tmp_path):
+        record = run_smoke_cell(MyMethod, tmp_path)
+        assert record["status"] == "ok"
+
+``check_method`` raises ``AssertionError`` naming the broken rule; it runs every hook the
+method implements on a tiny synthetic imbalanced set, twice, to check types, shapes,
+value ranges and determinism for a seed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..benchmarks.method import HOOKS, Context, Method
+from ..data_recipes.imageset import ImageSet
+
+__all__ = ["check_method", "run_smoke_cell", "tiny_imageset", "tiny_context"]
+
+
+def tiny_imageset(counts=(24, 8, 3), shape=(1, 8, 8), seed: int = 0) -> ImageSet:
+    """A small imbalanced set: class c is a noisy blob at a class-specific position."""
+    g = torch.Generator().manual_seed(seed)
+    images, labels = [], []
+    C, H, W = shape
+    for c, n in enumerate(counts):
+        base = torch.zeros(C, H, W)
+        base[:, (c * 3) % H:(c * 3) % H + H // 2, (c * 5) % W:(c * 5) % W + W // 2] = 200.0
+        noise = torch.rand((n, C, H, W), generator=g) * 55.0
+        images.append((base + noise).clamp(0, 255).to(torch.uint8))
+        labels += [c] * n
+    return ImageSet(torch.cat(images), torch.tensor(labels), [f"c{c}" for c in range(len(counts))])
+
+
+def tiny_context(train: ImageSet, seed: int = 0, epochs: int = 4) -> Context:
+    counts = train.counts()
+    return Context(track="classification", class_names=list(train.class_names), class_counts=counts,
+                   minority=[c for c, n in enumerate(counts) if n < max(counts)], seed=seed,
+                   budget={"epochs": epochs, "batch_size": 16, "lr": 0.05}, dataset="tiny", epochs=epochs)
+
+
+def _tiny_model(train: ImageSet) -> torch.nn.Module:
+    from ..tasks.classification.models import build_model
+
+    C, H, _ = train.image_shape
+    torch.manual_seed(0)
+    return build_model("small-cnn", in_channels=C, num_classes=train.num_classes, image_size=H,
+                       mean=[0.5] * C, std=[0.25] * C)
+
+
+def _run_hooks(cls: type[Method], seed: int) -> dict:
+    torch.manual_seed(seed)
+    train = tiny_imageset(seed=0)
+    ctx = tiny_context(train, seed=seed)
+    method = cls()
+    out: dict = {}
+    prepared = method.prepare(train, ctx)
+    assert isinstance(prepared, ImageSet), f"{cls.name}: prepare must return an ImageSet"
+    assert prepared.image_shape == train.image_shape, f"{cls.name}: prepare changed the image shape"
+    assert prepared.images.dtype == torch.uint8, f"{cls.name}: prepare must keep uint8 images"
+    assert prepared.class_names == train.class_names, f"{cls.name}: prepare changed the class names"
+    assert len(prepared) > 0 and int(prepared.labels.min()) >= 0, f"{cls.name}: prepare gave no items or bad labels"
+    assert int(prepared.labels.max()) < train.num_classes, f"{cls.name}: prepare gave out-of-range labels"
+    assert prepared.synthetic.shape == prepared.labels.shape, f"{cls.name}: synthetic flags misaligned"
+    out["prepared"] = (prepared.images.clone(), prepared.labels.clone())
+    model = method.adapt_model(_tiny_model(train), ctx)
+    assert isinstance(model, torch.nn.Module), f"{cls.name}: adapt_model must return a module"
+    weights = method.sampler(prepared, ctx)
+    if weights is not None:
+        w = torch.as_tensor(weights, dtype=torch.float64)
+        assert w.shape == (len(prepared),), f"{cls.name}: sampler weights must have one entry per item"
+        assert torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0, f"{cls.name}: bad sampler weights"
+        out["weights"] = w
+    loss_fn = method.criterion(ctx)
+    x = prepared.images[:16].float() / 255.0
+    y = prepared.labels[:16]
+    for epoch in range(ctx.epochs):
+        ctx.epoch = epoch
+        method.on_epoch(epoch, ctx)
+        xa, ya = method.augment((x.clone(), y.clone()), ctx)
+        assert xa.shape == x.shape and xa.dtype == x.dtype, f"{cls.name}: augment changed batch shape/dtype"
+        assert torch.equal(ya, y), f"{cls.name}: augment changed the labels"
+        assert torch.isfinite(xa).all(), f"{cls.name}: augment produced non-finite values"
+        logits = model(xa)
+        assert logits.shape == (len(y), train.num_classes), f"{cls.name}: model output shape changed"
+        loss = (loss_fn or torch.nn.functional.cross_entropy)(logits, ya)
+        extra = method.adversary(model, (xa, ya), ctx)
+        if extra is not None:
+            loss = loss + extra
+        assert loss.ndim == 0 and torch.isfinite(loss), f"{cls.name}: loss must be a finite scalar"
+        loss.backward()
+        out[f"aug{epoch}"] = xa.detach()
+        out[f"loss{epoch}"] = loss.detach()
+    json.dumps(ctx.record)  # what a method notes must be JSON-serialisable
+    return out
+
+
+def check_method(cls: type[Method], track: str = "classification") -> None:
+    """Assert that ``cls`` follows the method contract on ``track``."""
+    assert isinstance(cls, type) and issubclass(cls, Method), f"{cls!r} is not an imbench Method subclass"
+    for attr in ("name", "summary", "reference"):
+        assert isinstance(getattr(cls, attr), str) and getattr(cls, attr), f"{cls.__name__}: {attr} must be set"
+    assert cls.family in ("baseline", "gan"), f"{cls.name}: family must be 'baseline' or 'gan'"
+    assert cls.tracks and all(isinstance(t, str) for t in cls.tracks), f"{cls.name}: tracks must be declared"
+    json.dumps(cls.defaults)
+    assert set(cls.hooks()) <= set(HOOKS)
+    if track not in cls.tracks:
+        return
+    first, second = _run_hooks(cls, seed=0), _run_hooks(cls, seed=0)
+    assert first.keys() == second.keys()
+    for key in first:
+        a, b = first[key], second[key]
+        same = all(torch.equal(u, v) for u, v in zip(a, b)) if isinstance(a, tuple) else torch.equal(a, b)
+        assert same, f"{cls.name}: {key} differs between two runs with the same seed"
+
+
+def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str = "longtail", ir: float = 10.0,
+                   plugins: tuple[str, ...] = (), seed: int = 0) -> dict:
+    """Run one real cell (digits, smoke profile, small-cnn, CPU) and return its record."""
+    from ..benchmarks.plugins import METHODS, load_methods, register_method
+    from ..benchmarks.records import read_record
+    from ..benchmarks.runner import execute_cell
+    from ..benchmarks.suite import Overrides, expand
+
+    load_methods(plugins)
+    if isinstance(method, type):
+        if method.name not in METHODS:
+            register_method(method, origin=f"test {method.__module__}")
+        method = method.name
+    suite = {"name": "contract", "grids": [{"track": "classification", "datasets": ["digits"],
+             "recipes": [{"name": recipe, "ir": ir}], "methods": [method], "models": ["small-cnn"],
+             "seeds": [seed], "profile": "smoke"}]}
+    (cell,) = expand(suite, Overrides())
+    summary = execute_cell(cell, {"out": str(out), "device": "cpu", "plugins": list(plugins)})
+    return read_record(Path(summary["path"]))

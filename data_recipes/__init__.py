@@ -1,0 +1,1 @@
+"""Dataset sources (embedded and real), imbalance recipes and dataset statistics."""

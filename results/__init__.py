@@ -1,0 +1,1 @@
+"""The aggregator: leaderboards (CSV, Markdown) from run records."""

@@ -1,0 +1,4 @@
+"""The image-level (classification) track."""
+from .track import ClassificationTrack
+
+__all__ = ["ClassificationTrack"]

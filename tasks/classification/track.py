@@ -1,0 +1,99 @@
+"""The image-level track: source -> recipe -> method -> train -> evaluate."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ...benchmarks.method import Context, Method
+from ...data_recipes.recipes import RECIPES, apply_recipe
+from ...data_recipes.sources import SOURCES, load_source
+from ..track import TRACKS, CellOutcome, Track
+from .metrics import METRIC_NOTES, classification_metrics
+from .models import MODELS, build_model
+from .train import fit, predict
+
+
+def load_cell_data(cell: dict, runtime: dict):
+    """The cell's source and imbalanced split (cached sources; recipes are cheap and pure)."""
+    ds = cell["dataset"]
+    source = load_source(
+        ds["name"], data_root=runtime.get("data_root"), data_path=runtime.get("data_path"),
+        download=bool(runtime.get("download")), split_seed=ds.get("split_seed", 0),
+        test_fraction=ds.get("test_fraction"),
+    )
+    imb = apply_recipe(source, cell["recipe"]["name"], cell["recipe"]["params"], cell["seed"])
+    return source, imb
+
+
+class ClassificationTrack(Track):
+    name = "classification"
+    summary = "image-level imbalance: inter-class (long-tail, step, binary, drop-one) and intra-class"
+    default_model = "small-cnn"
+    default_dataset = "digits"
+    headline_metric = "balanced_accuracy"
+
+    def datasets(self):
+        return SOURCES
+
+    def recipes(self):
+        return RECIPES
+
+    def models(self):
+        return MODELS
+
+    def validate(self, cell: dict, runtime: dict) -> None:
+        _, imb = load_cell_data(cell, runtime)
+        MODELS.get(cell["model"])
+        C, H, W = imb.train.image_shape
+        build_model(cell["model"], in_channels=C, num_classes=len(imb.class_names), image_size=H,
+                    mean=[0.5] * C, std=[0.25] * C)
+
+    def run(self, cell: dict, method: Method, runtime: dict, progress) -> CellOutcome:
+        device = torch.device(runtime.get("device", "cpu"))
+        source, imb = load_cell_data(cell, runtime)
+        seed = int(cell["seed"])
+        torch.manual_seed(seed)
+        ctx = Context(
+            track=self.name, class_names=list(imb.class_names), class_counts=list(imb.counts),
+            minority=list(imb.minority), seed=seed, device=device, budget=dict(cell["profile"]["budget"]),
+            dataset=cell["dataset"]["name"], recipe=dict(cell["recipe"]), quiet=not progress,
+            cache_dir=runtime.get("cache_dir"),
+        )
+        timings = {}
+        t = time.perf_counter()
+        train = method.prepare(imb.train, ctx)
+        timings["prepare_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        C, H, _ = imb.train.image_shape
+        real = imb.train.images.float().div(255.0)
+        mean = real.mean(dim=(0, 2, 3)).tolist()
+        std = real.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+        torch.manual_seed(seed)
+        model = build_model(cell["model"], in_channels=C, num_classes=len(imb.class_names), image_size=H,
+                            mean=mean, std=std)
+        model = method.adapt_model(model, ctx).to(device)
+        history = fit(model, train, method, ctx, progress=progress)
+        timings["train_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        pred = predict(model, imb.test.images, device)
+        metrics = classification_metrics(imb.test.labels.numpy(), pred, len(imb.class_names), list(imb.minority))
+        timings["evaluate_s"] = time.perf_counter() - t
+        counts = {
+            "recipe": list(imb.counts),
+            "trained_on": train.counts(),
+            "synthetic": torch.bincount(train.labels[train.synthetic], minlength=len(imb.class_names)).tolist(),
+            "test": imb.test.counts(),
+            "minority": list(imb.minority),
+            "class_names": list(imb.class_names),
+        }
+        return CellOutcome(
+            metrics=metrics, class_counts=counts, timings=timings,
+            extras={"history": history, **ctx.record},
+            data={"source": source.info, "recipe": imb.info, "metric_notes": METRIC_NOTES},
+        )
+
+
+TRACKS.register(ClassificationTrack.name, ClassificationTrack())

@@ -1,0 +1,66 @@
+"""The track contract shared by classification, detection and segmentation."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..benchmarks.method import Method
+from ..benchmarks.registry import Registry
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss; the cell is recorded as failed."""
+
+
+@dataclass
+class CellOutcome:
+    """What a track returns for one cell; the runner turns it into a record."""
+
+    metrics: dict[str, Any]
+    class_counts: dict[str, Any]
+    timings: dict[str, float]
+    extras: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Track(ABC):
+    """A level of the survey's taxonomy, runnable cell by cell.
+
+    ``validate(cell, runtime)`` loads the data and applies the recipe without training, so a
+    suite can reject impossible cells before anything is written; ``run(cell, method,
+    runtime, progress)`` trains and evaluates one cell and returns a :class:`CellOutcome`.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    default_model: ClassVar[str] = ""
+    default_dataset: ClassVar[str] = ""
+    headline_metric: ClassVar[str] = ""
+
+    @abstractmethod
+    def datasets(self) -> Registry:
+        """The dataset sources this track can load."""
+
+    @abstractmethod
+    def recipes(self) -> Registry:
+        """The imbalance recipes this track can apply."""
+
+    @abstractmethod
+    def models(self) -> Registry:
+        """The models this track can train."""
+
+    @abstractmethod
+    def validate(self, cell: dict, runtime: dict) -> None:
+        """Raise ``UsageError`` if the cell cannot run (bad data, impossible recipe)."""
+
+    @abstractmethod
+    def run(self, cell: dict, method: Method, runtime: dict, progress) -> CellOutcome:
+        """Prepare, train and evaluate one cell."""
+
+
+TRACKS: Registry[Track] = Registry("track")
+
+
+def get_track(name: str) -> Track:
+    return TRACKS.get(name)
