@@ -1,6 +1,8 @@
 """Tests of the non-GAN baseline methods of the classification track (imbench.baselines)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -469,3 +471,25 @@ def test_hooks_run_in_trainer_order(name):
             opt.zero_grad()
             loss.backward()
             opt.step()
+    json.dumps(ctx.record)  # what methods note must fit in the JSON record
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["class-weighted", "cb-loss", "focal", "ldam-drw", "augment", "random-erasing"])
+def test_hooks_on_cuda_match_cpu(name):
+    results = []
+    for device in (torch.device("cpu"), torch.device("cuda")):
+        ctx = make_ctx(epochs=10, dataset="cifar10")
+        ctx.device = device
+        method = create_method(name)
+        loss_fn = method.criterion(ctx) or F.cross_entropy
+        if isinstance(loss_fn, nn.Module):
+            loss_fn = loss_fn.to(device)
+        method.on_epoch(0, ctx)
+        method.on_epoch(9, ctx)
+        x, y = _images((3, 16, 16))
+        x, y = method.augment((x.to(device), y.to(device)), ctx)
+        logits, targets = _batch(b=16)
+        results.append((x.cpu(), loss_fn(logits.clamp(-1, 1).to(device), targets.to(device)).cpu()))
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-5)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-4)

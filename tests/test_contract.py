@@ -1,0 +1,23 @@
+"""The shared contract checks on every registered method, plus one real cell each."""
+from __future__ import annotations
+
+import pytest
+
+from imbench.benchmarks.plugins import METHODS, load_methods
+from imbench.testing import check_method, run_smoke_cell
+
+load_methods()
+BUILTINS = sorted(n for n in METHODS if METHODS.origin(n) == "builtin")
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_method_contract(name):
+    check_method(METHODS.get(name))
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_method_runs_a_real_cell(name, tmp_path):
+    record = run_smoke_cell(name, tmp_path)
+    assert record["status"] == "ok", record["error"]
+    assert record["metrics"]["balanced_accuracy"] > 0.1
+    assert record["method_hooks"] == METHODS.get(name).hooks()

@@ -1,0 +1,124 @@
+"""The runner end to end: records, determinism, resume, failures, the leaderboard, real MNIST."""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from imbench.benchmarks.records import read_records
+
+SMOKE = ["--profile", "smoke", "--quiet", "--ir", "10"]
+REQUIRED = {"status", "error", "config", "config_hash", "method", "dataset", "recipe", "seed", "class_counts",
+            "metrics", "timings", "versions", "git", "device", "model", "profile"}
+
+
+def _metrics(out):
+    return {r["config_hash"]: r["metrics"] for r in read_records(out)}
+
+
+def test_small_suite_writes_records_and_leaderboard(cli, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, _ = cli("run", "classification", "--methods", "erm,ros,cb-loss:beta=0.99", "--seeds", "0,1",
+                          "--out", out, *SMOKE)
+    assert code == 0
+    records = read_records(out)
+    assert len(records) == 6 and all(r["status"] == "ok" for r in records)
+    for r in records:
+        assert REQUIRED <= set(r)
+        assert r["device"] == "cpu" and r["dataset"] == "digits" and r["profile"] == "smoke"
+        assert sum(r["class_counts"]["recipe"]) > 0 and len(r["class_counts"]["recipe"]) == 10
+        assert 0.0 <= r["metrics"]["balanced_accuracy"] <= 1.0
+        assert set(r["timings"]) >= {"prepare_s", "train_s", "evaluate_s", "total_s"}
+        assert r["data"]["source"]["split"]["kind"] == "stratified"
+    cb = [r for r in records if r["method"] == "cb-loss"]
+    assert all(r["method_params"]["beta"] == 0.99 for r in cb)
+    ros = [r for r in records if r["method"] == "ros"][0]
+    assert set(ros["class_counts"]["trained_on"]) == {max(ros["class_counts"]["recipe"])}
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert sorted(board["method"]) == ["cb-loss", "erm", "ros"]
+    assert (board["n_seeds"] == 2).all()
+    erm = [r["metrics"]["balanced_accuracy"] for r in records if r["method"] == "erm"]
+    row = board[board["method"] == "erm"].iloc[0]
+    assert row["balanced_accuracy_mean"] == pytest.approx(sum(erm) / 2, abs=1e-6)
+    assert row["balanced_accuracy_delta_erm"] == pytest.approx(0.0)
+    assert "leaderboard.csv" in stdout and "| erm |" in stdout.replace("| 1 | erm", "| erm").replace("| 2 | erm", "| erm").replace("| 3 | erm", "| erm")
+
+
+def test_same_cell_twice_gives_identical_metrics(cli, tmp_path):
+    for name in ("a", "b"):
+        assert cli("run", "--methods", "smote,focal", "--seeds", "3", "--out", tmp_path / name, *SMOKE)[0] == 0
+    a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
+    assert a.keys() == b.keys() and len(a) == 2
+    assert a == b
+
+
+def test_existing_records_need_resume(cli, tmp_path):
+    args = ["run", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o", *SMOKE]
+    assert cli(*args)[0] == 0
+    code, _, err = cli(*args)
+    assert code == 2 and "--resume" in err
+    code, _, err = cli(*args, "--resume")
+    assert code == 0
+
+
+def test_interrupted_suite_resumes_to_the_uninterrupted_result(cli, tmp_path, monkeypatch):
+    from imbench.tasks.classification.track import ClassificationTrack
+
+    args = ["run", "--methods", "erm,class-weighted", "--seeds", "0,1", *SMOKE]
+    assert cli(*args, "--out", tmp_path / "full")[0] == 0
+
+    real_run = ClassificationTrack.run
+    calls = {"n": 0}
+
+    def interrupted(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_run(self, *a, **k)
+
+    monkeypatch.setattr(ClassificationTrack, "run", interrupted)
+    code, _, err = cli(*args, "--out", tmp_path / "part")
+    assert code == 130 and "--resume" in err
+    assert len(read_records(tmp_path / "part")) == 2
+    assert not list((tmp_path / "part" / "records").glob(".tmp-*"))
+    monkeypatch.setattr(ClassificationTrack, "run", real_run)
+    assert cli(*args, "--out", tmp_path / "part", "--resume")[0] == 0
+    assert _metrics(tmp_path / "part") == _metrics(tmp_path / "full")
+
+
+def test_failing_method_is_recorded_and_the_suite_goes_on(cli, tmp_path):
+    code, _, err = cli("run", "--methods", "erm,nan-loss", "--plugin", "tests.plugin_fixtures:NanLoss",
+                       "--seeds", "0", "--out", tmp_path / "o", *SMOKE)
+    assert code == 1
+    records = {r["method"]: r for r in read_records(tmp_path / "o")}
+    assert records["erm"]["status"] == "ok"
+    assert records["nan-loss"]["status"] == "failed"
+    assert records["nan-loss"]["error"].startswith("DivergenceError")
+    assert "1 cell(s) failed" in err and "nan-loss" in err
+    board = pd.read_csv(tmp_path / "o" / "leaderboard.csv")
+    assert board.set_index("method").loc["nan-loss", "n_failed"] == 1
+
+
+def test_process_pool_runs_every_cell(cli, tmp_path):
+    code, _, _ = cli("run", "--methods", "erm,rus", "--seeds", "0", "--jobs", "2", "--out", tmp_path / "o", *SMOKE)
+    assert code == 0
+    records = read_records(tmp_path / "o")
+    assert sorted(r["method"] for r in records) == ["erm", "rus"]
+    assert all(r["status"] == "ok" and r["threads"] == 1 for r in records)
+
+
+def test_real_mnist_test_split_runs(cli, tmp_path, shared_data):
+    code, _, _ = cli("run", "classification", "--dataset", "mnist", "--data-root", shared_data, "--methods", "erm",
+                     "--seeds", "0", "--out", tmp_path / "o", "--profile", "smoke", "--quiet", "--ir", "100")
+    assert code == 0
+    (record,) = read_records(tmp_path / "o")
+    assert record["status"] == "ok"
+    assert record["data"]["source"]["split"] == {"kind": "stratified", "seed": 0, "test_fraction": 0.2}
+    counts = record["class_counts"]["recipe"]
+    assert counts[0] == min(record["data"]["source"]["class_counts"]["train"])
+    assert counts[-1] == int(counts[0] * 0.01)
+    assert sum(record["class_counts"]["test"]) == 2000
+    assert math.isfinite(record["metrics"]["balanced_accuracy"])
+    json.dumps(record)
