@@ -38,7 +38,7 @@ def _register_all(obj, origin: str) -> list[str]:
         found = [obj]
     names = []
     for cls in found:
-        if cls.name in METHODS and METHODS.get(cls.name) is cls:
+        if getattr(cls, "name", None) in METHODS and METHODS.get(cls.name) is cls:
             names.append(cls.name)
             continue
         names.append(register_method(cls, origin=origin).name)

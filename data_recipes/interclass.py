@@ -26,15 +26,16 @@ def step_counts(n_max: int, num_classes: int, ir: float, mu: float) -> list[int]
 
 
 def parse_counts(text: str, recipe: str = "counts") -> list[int]:
-    """``"4000,2000,1000"`` -> ``[4000, 2000, 1000]``; each count a positive integer."""
+    """``"4000,2000,1000"`` (or ``"4000/2000/1000"``, the form that fits in a comma-separated
+    ``--recipe`` list) -> ``[4000, 2000, 1000]``; each count a positive integer."""
     out = []
-    for i, part in enumerate(p.strip() for p in str(text).split(",")):
+    for i, part in enumerate(p.strip() for p in str(text).replace("/", ",").split(",")):
         try:
             n = int(float(part))
             if n != float(part):
                 raise ValueError
         except ValueError:
-            raise UsageError(f"recipe {recipe}: counts must be comma-separated integers, "
+            raise UsageError(f"recipe {recipe}: counts must be integers separated by , or /, "
                              f"got {part!r} at position {i}") from None
         if n < 1:
             raise UsageError(f"recipe {recipe}: position {i} would keep {n} images; "

@@ -70,6 +70,7 @@ def test_cifar10_lt_end_to_end_and_tail():
     ("drop-one", {"target": 3, "fraction": 0.57, "n_max": 50}, [50] * 3 + [28] + [50] * 6, [3]),
     ("counts", {"counts": "60,50,40,30,20,10,9,8,7,6"}, [60, 50, 40, 30, 20, 10, 9, 8, 7, 6], [5, 6, 7, 8, 9]),
     ("counts", {"counts": [40, 20, 10, 7, 5, 3, 2, 1, 1, 1]}, [40, 20, 10, 7, 5, 3, 2, 1, 1, 1], [4, 5, 6, 7, 8, 9]),
+    ("counts", {"counts": "40/20/10/7/5/3/2/1/1/1"}, [40, 20, 10, 7, 5, 3, 2, 1, 1, 1], [4, 5, 6, 7, 8, 9]),
 ])
 def test_exact_counts(source, name, params, counts, minority):
     r = apply_recipe(source, name, params, seed=3)
@@ -223,7 +224,7 @@ def test_resolve_recipe():
     ("counts", {"counts": "6,6,6"}, 0, "3 counts given, source 'synthetic' has 10 classes"),
     ("counts", {"counts": "61,6,6,6,6,6,6,6,6,6"}, 0, r"class 0 \('c0'\) has 60 training images, 61 requested"),
     ("counts", {"counts": "6,0,6,6,6,6,6,6,6,6"}, 0, "position 1 would keep 0 images"),
-    ("counts", {"counts": "6,x"}, 0, "comma-separated integers"),
+    ("counts", {"counts": "6,x"}, 0, "integers separated by"),
     ("counts", {"n_max": 6}, 0, "unknown parameter n_max"),
     ("nope", {}, 0, "unknown recipe 'nope'"),
 ])

@@ -1,0 +1,43 @@
+"""Performance benchmarks (pytest-benchmark), skipped by the fast suite.
+
+Run: python -m pytest tests/test_perf.py --benchmark-enable --benchmark-only
+"""
+from __future__ import annotations
+
+import pytest
+
+from imbench.benchmarks.plugins import METHODS, load_methods
+from imbench.benchmarks.suite import Overrides, expand
+from imbench.data_recipes.recipes import apply_recipe
+from imbench.data_recipes.sources import load_source
+from imbench.tasks import get_track
+from imbench.testing import tiny_context
+
+load_methods()
+
+
+def _cell(method: str, profile: str = "quick", dataset: str = "digits", ir: float = 50.0) -> dict:
+    suite = {"name": "perf", "grids": [{"track": "classification", "datasets": [dataset],
+             "recipes": [{"name": "longtail", "ir": ir}], "methods": [method], "models": ["small-cnn"],
+             "seeds": [0], "profile": profile}]}
+    return expand(suite, Overrides())[0]
+
+
+@pytest.mark.parametrize("method", ["erm", "ros"])
+def test_quick_digits_cell(benchmark, method):
+    """One quick-profile cell on digits longtail IR 50 (the unit of `imbench run`)."""
+    cell = _cell(method)
+    track = get_track("classification")
+    outcome = benchmark.pedantic(lambda: track.run(cell, METHODS.get(method)(), {"device": "cpu"}, False),
+                                 rounds=2, iterations=1)
+    assert outcome.metrics["balanced_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("name", ["smote", "ros"])
+def test_prepare_on_real_mnist_lt(benchmark, shared_data, name):
+    """Data-level preparation on the real MNIST split, longtail IR 100 (SMOTE on 784-d pixels
+    versus index-sampled ROS)."""
+    imb = apply_recipe(load_source("mnist", data_root=str(shared_data)), "longtail", {"ir": 100}, 0)
+    method = METHODS.get(name)()
+    out = benchmark.pedantic(lambda: method.prepare(imb.train, tiny_context(imb.train)), rounds=3, iterations=1)
+    assert out.counts() == [max(imb.counts)] * 10
