@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="model name(s), comma-separated")
     run.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-4")
     run.add_argument("--profile", help="smoke | quick | paper | PROFILE.yaml")
+    run.add_argument("--blend", help="generative methods: 'full' (every class up to the largest) or a fraction of each deficit")
     run.add_argument("--out", help="output folder (default ./runs/<suite>)")
+    run.add_argument("--cache-dir", help="generator / feature-extractor cache (default <out>/../cache)")
+    run.add_argument("--no-cache", action="store_true", help="train every generator afresh and store nothing")
     run.add_argument("--resume", action="store_true", help="skip cells already recorded in --out")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     run.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: in this process)")
@@ -73,7 +76,7 @@ def cmd_run(args) -> int:
         datasets=_csv(args.dataset), recipes=_csv(args.recipe), ir=_floats(args.ir, "--ir"),
         methods=_csv(args.methods), models=_csv(args.model),
         seeds=None if args.seeds is None else parse_ints(args.seeds, "--seeds"),
-        profile=args.profile, split_seed=args.split_seed,
+        profile=args.profile, split_seed=args.split_seed, blend=args.blend,
     )
     if overrides.ir is not None and any(v < 1 for v in overrides.ir):
         raise UsageError(f"--ir must be at least 1, got {args.ir}")
@@ -82,7 +85,8 @@ def cmd_run(args) -> int:
     runtime = {
         "out": str(out.resolve()), "data_root": args.data_root,
         "data_path": args.data_path, "download": args.download, "device": resolve_device(args.device),
-        "plugins": list(args.plugin), "cache_dir": str(out.resolve().parent / "cache"),
+        "plugins": list(args.plugin),
+        "cache_dir": None if args.no_cache else str(Path(args.cache_dir or out.resolve().parent / "cache").resolve()),
     }
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path} does not exist")

@@ -41,7 +41,13 @@ class Context:
     ``class_counts`` are the counts of the imbalanced training split as the recipe made it
     (before ``prepare``); ``minority`` the class indices the recipe made minority (tail);
     ``budget`` the profile's budgets for this track (epochs, batch size, ...);
-    ``record`` a dict whose items land under ``extras`` in the cell's record.
+    ``record`` a dict whose items land under ``extras`` in the cell's record, ``metrics`` one
+    whose items are merged into the record's ``metrics`` (e.g. generated-sample quality);
+    ``source`` the balanced source (its untouched training split serves as the reference for
+    generated samples; never train the benchmarked model on its test split); ``data_key`` what
+    identifies the cell's data (source fingerprint, split, recipe, seed: a cache key part);
+    ``artifacts_dir`` / ``artifact_stem`` where a method may save files (e.g. sample grids),
+    None when the cell is not run by the runner.
     """
 
     track: str
@@ -58,6 +64,11 @@ class Context:
     epoch: int = 0
     epochs: int = 0
     record: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    source: Any = None
+    data_key: dict = field(default_factory=dict)
+    artifacts_dir: Path | None = None
+    artifact_stem: str = "cell"
 
     @property
     def num_classes(self) -> int:

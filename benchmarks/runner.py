@@ -50,6 +50,7 @@ def execute_cell(cell: dict, runtime: dict, progress: bool = False) -> dict:
         "device": runtime["device"], "threads": torch.get_num_threads(),
         "versions": versions(), "git": git_state(), "label": cell_label(cell),
     }
+    runtime = {**runtime, "record_stem": path.stem}
     start = time.perf_counter()
     try:
         cls = METHODS.get(cell["method"]["name"])

@@ -91,6 +91,7 @@ class Overrides:
     seeds: list[int] | None = None
     profile: str | None = None
     split_seed: int | None = None
+    blend: str | None = None
 
 
 def _listify(v) -> list:
@@ -151,7 +152,9 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
             cls = METHODS.get(name)
             if not cls.supports(track):
                 raise UsageError(f"method {name!r} does not support track {track!r} (it supports {', '.join(cls.tracks)})")
-            resolved_methods.append({"name": name, "params": cls(**params).params})
+            if ov.blend is not None and "blend" in cls.defaults and "blend" not in params:
+                params = {**params, "blend": ov.blend}
+            resolved_methods.append({"name": name, "params": cls(**params).params, "family": cls.family})
         models = ov.models or _listify(grid.get("models", [tr.default_model]))
         for m in models:
             tr.models().get(m)
@@ -163,9 +166,11 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
                 "track": track,
                 "dataset": {"name": d, "split_seed": split_seed},
                 "recipe": {"name": rname, "params": rparams},
-                "method": method,
+                "method": {"name": method["name"], "params": method["params"]},
                 "model": model,
-                "profile": {"name": Path(profile).stem, "budget": bud},
+                # the generative budget belongs only to the cells of generative methods
+                "profile": {"name": Path(profile).stem,
+                            "budget": bud if method["family"] == "gan" else {k: v for k, v in bud.items() if k != "gan"}},
                 "seed": int(seed),
             })
     if not cells:

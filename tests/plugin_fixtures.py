@@ -26,3 +26,42 @@ class Halve(Method):
 
     def prepare(self, train, ctx):
         return train.subset(range(0, len(train), 2))
+
+
+from imbench.gans.base import GenerativeOversampler  # noqa: E402
+
+
+class _Moments(torch.nn.Module):
+    def __init__(self, shape, num_classes):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_classes, *shape))
+        self.register_buffer("std", torch.zeros(num_classes, *shape))
+        self.register_buffer("fits", torch.zeros(()))
+
+
+class NoisyMeans(GenerativeOversampler):
+    """A deliberately simple generator (per-class pixel mean + Gaussian noise of the class's
+    per-pixel std) that exercises the generative machinery quickly."""
+
+    name = "noisy-means"
+    summary = "per-class Gaussian pixel model (test fixture for the generative machinery)"
+    reference = "test fixture"
+    defaults = {**GenerativeOversampler.defaults, "constant": False}
+
+    def build(self, image_shape, num_classes):
+        return _Moments(image_shape, num_classes)
+
+    def fit(self, generator, train, ctx, budget):
+        x = train.images.float().to(ctx.device)
+        for c in range(train.num_classes):
+            xc = x[train.labels.to(ctx.device) == c]
+            generator.mean[c] = xc.mean(0)
+            generator.std[c] = xc.std(0) if len(xc) > 1 else torch.full_like(xc[0], 20.0)
+        generator.fits += 1
+
+    def sample(self, generator, labels, train, ctx, gen):
+        noise = torch.randn((len(labels), *train.image_shape), generator=gen).to(ctx.device)
+        labels = labels.to(ctx.device)
+        scale = 0.0 if self.params["constant"] else 1.0
+        x = generator.mean[labels] + scale * noise * generator.std[labels]
+        return x.clamp(0, 255).round().to(torch.uint8)

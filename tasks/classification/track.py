@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -58,7 +59,11 @@ class ClassificationTrack(Track):
             track=self.name, class_names=list(imb.class_names), class_counts=list(imb.counts),
             minority=list(imb.minority), seed=seed, device=device, budget=dict(cell["profile"]["budget"]),
             dataset=cell["dataset"]["name"], recipe=dict(cell["recipe"]), quiet=not progress,
-            cache_dir=runtime.get("cache_dir"),
+            cache_dir=Path(runtime["cache_dir"]) if runtime.get("cache_dir") else None, source=source,
+            data_key={"fingerprint": source.info.get("fingerprint"), "split": source.info.get("split"),
+                      "dataset": cell["dataset"], "recipe": cell["recipe"], "seed": seed},
+            artifacts_dir=Path(runtime["out"]) / "samples" if runtime.get("out") else None,
+            artifact_stem=runtime.get("record_stem", "cell"),
         )
         timings = {}
         t = time.perf_counter()
@@ -80,6 +85,7 @@ class ClassificationTrack(Track):
         t = time.perf_counter()
         pred = predict(model, imb.test.images, device)
         metrics = classification_metrics(imb.test.labels.numpy(), pred, len(imb.class_names), list(imb.minority))
+        metrics.update(ctx.metrics)
         timings["evaluate_s"] = time.perf_counter() - t
         counts = {
             "recipe": list(imb.counts),

@@ -1,0 +1,1 @@
+"""GAN-based (and generative) oversampling methods of the image-level track."""

@@ -1,0 +1,203 @@
+"""The shared machinery of every generative oversampler (GANs, VAEs, DeepSMOTE).
+
+A subclass says how to ``build`` its generator (an ``nn.Module`` whose parameters and buffers
+hold everything sampling needs), how to ``fit`` it on the imbalanced training split, and how to
+``sample`` class-conditional images from it. ``prepare`` then does the rest, the same way for
+every method:
+
+1. how many images each class gets: ``blend=full`` fills every class up to the largest count;
+   ``blend=F`` (0 < F <= 1) fills a fraction F of each class's deficit (the survey's open
+   question on the proportion of synthetic images);
+2. the generator comes from the on-disk cache when the same (data, recipe, seed, method
+   parameters except blend, GAN budget, code version) was trained before, else it is trained
+   and stored; the record says ``generator_cache: hit|miss|off`` and the training seconds;
+3. samples are checked: non-finite losses raise :class:`DivergenceError`, a collapsed class
+   (mean pairwise distance of its samples < ``COLLAPSE_RATIO`` of the real class's) raises
+   :class:`CollapseError`; either way the cell is recorded as failed with the reason;
+4. sample quality (per-class FID, KID, CAS on the domain classifier; see ``quality.py``) goes
+   under the record's ``metrics`` and a PNG grid (real | generated, one row per class) beside
+   the record, under ``<out>/samples/``.
+
+GAN budgets are data: the ``gan`` block of the track's profile (``steps``, ``batch_size``,
+``lr``, ``feature_epochs``).
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..benchmarks.errors import UsageError
+from ..benchmarks.method import Context, Method
+from ..data_recipes.imageset import ImageSet
+from ..tasks.track import DivergenceError
+
+CODE_VERSION = "gans-1"
+COLLAPSE_RATIO = 0.05
+
+
+class CollapseError(RuntimeError):
+    """The generator's samples of a class are (nearly) all the same image."""
+
+
+def deficits(counts: list[int], blend: str) -> list[int]:
+    """Synthetic images per class: the deficit to the largest class, or a fraction of it."""
+    top = max(counts)
+    if blend == "full":
+        return [top - n for n in counts]
+    frac = float(blend)
+    return [int(frac * (top - n)) for n in counts]
+
+
+def check_blend(method: str, blend: str) -> None:
+    if blend == "full":
+        return
+    try:
+        frac = float(blend)
+    except ValueError:
+        raise UsageError(f"method {method!r}: blend must be 'full' or a fraction in (0, 1], got {blend!r}") from None
+    if not 0.0 < frac <= 1.0:
+        raise UsageError(f"method {method!r}: blend must be 'full' or a fraction in (0, 1], got {blend!r}")
+
+
+class GenerativeOversampler(Method, ABC):
+    """Base class of the generative oversampling methods (family ``gan``)."""
+
+    family = "gan"
+    tracks = ("classification",)
+    defaults = {"blend": "full"}
+
+    def check(self) -> None:
+        check_blend(self.name, str(self.params["blend"]))
+        self.params["blend"] = str(self.params["blend"])
+
+    # ------------------------------------------------------------ to implement
+    @abstractmethod
+    def build(self, image_shape: tuple[int, int, int], num_classes: int) -> torch.nn.Module:
+        """A fresh, untrained generator module for images of ``image_shape``."""
+
+    @abstractmethod
+    def fit(self, generator: torch.nn.Module, train: ImageSet, ctx: Context, budget: dict) -> None:
+        """Train ``generator`` in place on the imbalanced ``train`` split (seeded from ctx)."""
+
+    @abstractmethod
+    def sample(self, generator: torch.nn.Module, labels: torch.Tensor, train: ImageSet, ctx: Context,
+               gen: torch.Generator) -> torch.Tensor:
+        """uint8 images (len(labels), C, H, W), one per requested label."""
+
+    # ------------------------------------------------------------ helpers for subclasses
+    @staticmethod
+    def gan_budget(ctx: Context) -> dict:
+        budget = ctx.budget.get("gan")
+        if not budget:
+            raise UsageError(f"the profile has no 'gan' budget for track {ctx.track!r}")
+        return dict(budget)
+
+    @staticmethod
+    def progress(ctx: Context, total: int, desc: str):
+        return tqdm(total=total, desc=f"  {desc}", leave=False, disable=ctx.quiet, unit="it")
+
+    @staticmethod
+    def check_finite(name: str, step: int, **losses: torch.Tensor) -> None:
+        for key, value in losses.items():
+            if not torch.isfinite(value).all():
+                raise DivergenceError(f"{name}: {key} loss became {float(value)} at step {step}")
+
+    # ------------------------------------------------------------ the hook
+    def prepare(self, train: ImageSet, ctx: Context) -> ImageSet:
+        want = deficits(train.counts(), self.params["blend"])
+        budget = self.gan_budget(ctx)
+        generator = self._generator(train, ctx, budget)
+        labels = torch.cat([torch.full((n,), c, dtype=torch.int64) for c, n in enumerate(want)])
+        generator.eval()
+        with torch.no_grad():
+            fake = self.sample(generator, labels, train, ctx, ctx.generator(f"{self.name}-sample"))
+        fake = torch.as_tensor(fake)
+        if fake.dtype != torch.uint8 or fake.shape != (len(labels), *train.image_shape):
+            raise RuntimeError(f"{self.name}: sample returned {fake.dtype} {tuple(fake.shape)}, expected uint8 "
+                               f"{(len(labels), *train.image_shape)}")
+        fake_set = ImageSet(fake.cpu(), labels, list(train.class_names), torch.ones(len(labels), dtype=torch.bool))
+        check_collapse(self.name, train, fake_set)
+        ctx.note("synthetic_per_class", want)
+        self._assess(train, fake_set, ctx, budget)
+        return train.concat(fake_set.images, labels)
+
+    def _cache_path(self, train: ImageSet, ctx: Context, budget: dict) -> Path | None:
+        if ctx.cache_dir is None:
+            return None
+        code = hashlib.sha256()
+        for cls in type(self).__mro__:
+            if cls.__module__.startswith("imbench.gans") or cls is type(self):
+                try:
+                    code.update(inspect.getsource(cls).encode())
+                except (OSError, TypeError):
+                    code.update(cls.__qualname__.encode())
+        key = {"method": self.name, "params": {k: v for k, v in self.params.items() if k != "blend"},
+               "data": ctx.data_key, "seed": ctx.seed, "counts": train.counts(), "shape": list(train.image_shape), "budget": budget,
+               "code": [CODE_VERSION, code.hexdigest()]}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+        return Path(ctx.cache_dir) / "generators" / f"{self.name}-{digest}.pt"
+
+    def _generator(self, train: ImageSet, ctx: Context, budget: dict) -> torch.nn.Module:
+        torch.manual_seed(ctx._seed_for(f"{self.name}-init"))
+        generator = self.build(train.image_shape, train.num_classes).to(ctx.device)
+        path = self._cache_path(train, ctx, budget)
+        if path is not None and path.exists():
+            blob = torch.load(path, map_location=ctx.device, weights_only=True)
+            generator.load_state_dict(blob["state"])
+            ctx.note("generator_cache", "hit")
+            ctx.note("generator_train_s", 0.0)
+            ctx.note("generator_train_s_original", float(blob["train_s"]))
+            return generator
+        torch.manual_seed(ctx._seed_for(f"{self.name}-fit"))
+        start = time.perf_counter()
+        generator.train()
+        self.fit(generator, train, ctx, budget)
+        seconds = time.perf_counter() - start
+        ctx.note("generator_cache", "miss" if path is not None else "off")
+        ctx.note("generator_train_s", seconds)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save({"state": generator.state_dict(), "train_s": seconds}, tmp)
+            os.replace(tmp, path)
+        return generator
+
+    def _assess(self, train: ImageSet, fake: ImageSet, ctx: Context, budget: dict) -> None:
+        from .features import domain_classifier
+        from .grid import save_grid
+        from .quality import sample_quality
+
+        if ctx.source is None or len(fake) == 0:
+            return
+        reference = ctx.source.train
+        classifier, hit = domain_classifier(
+            reference, device=ctx.device, cache_dir=ctx.cache_dir, epochs=int(budget.get("feature_epochs", 15)),
+            seed=0, fingerprint=str(ctx.source.info.get("fingerprint")) + json.dumps(ctx.source.info.get("split"),
+                                                                                   sort_keys=True))
+        ctx.note("feature_extractor_cache", "hit" if hit else ("miss" if ctx.cache_dir else "off"))
+        ctx.metrics.update(sample_quality(reference, fake, classifier, device=ctx.device))
+        if ctx.artifacts_dir is not None:
+            path = save_grid(train, fake, Path(ctx.artifacts_dir) / f"{ctx.artifact_stem}.png", seed=ctx.seed)
+            ctx.note("samples_png", str(path))
+
+
+def check_collapse(name: str, real: ImageSet, fake: ImageSet, n: int = 64) -> None:
+    """Raise CollapseError if a class's samples are far less diverse than its real images."""
+    for c in fake.labels.unique().tolist():
+        f = fake.images[fake.labels == c][:n].reshape(-1, fake.images[0].numel()).float()
+        r = real.images[real.labels == c][:n].reshape(-1, real.images[0].numel()).float()
+        if len(f) < 2 or len(r) < 2:
+            continue
+        spread_f = torch.pdist(f).mean()
+        spread_r = torch.pdist(r).mean()
+        if spread_r > 0 and spread_f < COLLAPSE_RATIO * spread_r:
+            raise CollapseError(f"{name}: generator collapsed for class {c} (sample spread "
+                                f"{float(spread_f):.2f} vs real {float(spread_r):.2f})")

@@ -1,0 +1,108 @@
+"""The domain feature extractor for FID / KID / CAS of generated samples.
+
+Reproduces the "domain classifier" protocol of the sample-quality literature without
+downloaded weights: FID/KID are computed on the features of a classifier trained on the
+*balanced* source split (in place of ImageNet Inception-v3), and the same classifier scores
+generated samples for CAS (classification accuracy score, Ravuri & Vinyals 2019).  Here it is
+a ``small-cnn`` (128-d pooled features) trained with the classification trainer and a plain
+cross-entropy method, cached on disk so every GAN cell of a dataset reuses one extractor.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..benchmarks.method import Context, Method
+from ..data_recipes.imageset import ImageSet
+from ..tasks.classification import train as trainer  # looked up at call time (tests patch fit)
+from ..tasks.classification.models import build_model
+
+MODEL = "small-cnn"
+# Bump when the architecture, the budget or the training loop changes: old caches are ignored.
+CODE_VERSION = "domain-classifier-v1"
+
+
+class DomainClassifierMethod(Method):
+    """Plain ERM (no hooks): the domain classifier is trained on the balanced source."""
+
+    name = "domain-classifier"
+    tracks = ("classification",)
+    summary = "plain cross-entropy training of the FID/KID/CAS feature extractor"
+
+
+def budget(epochs: int) -> dict:
+    """The training budget of the domain classifier (SGD, one lr step at 80 % of training)."""
+    return {"epochs": int(epochs), "batch_size": 64, "lr": 0.05, "momentum": 0.9,
+            "weight_decay": 5e-4, "warmup_epochs": 0, "lr_steps": {int(0.8 * epochs): 0.1}}
+
+
+def cache_key(fingerprint: str, epochs: int, seed: int, image_shape, num_classes: int) -> str:
+    """sha256 of everything that determines the trained weights."""
+    blob = json.dumps({"fingerprint": str(fingerprint), "epochs": int(epochs), "seed": int(seed),
+                       "image_shape": [int(s) for s in image_shape], "num_classes": int(num_classes),
+                       "model": MODEL, "version": CODE_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _build(train: ImageSet, mean, std) -> torch.nn.Module:
+    C, H, W = train.image_shape
+    return build_model(MODEL, in_channels=C, num_classes=train.num_classes, image_size=(H, W),
+                       mean=mean, std=std)
+
+
+def _save_atomic(state: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def domain_classifier(train: ImageSet, *, device, cache_dir: Path | None, epochs: int = 15,
+                      seed: int = 0, fingerprint: str) -> tuple[torch.nn.Module, bool]:
+    """A ``small-cnn`` trained on ``train`` (the balanced source split), in eval mode on ``device``.
+
+    Returns ``(model, hit)``; ``hit`` is True when the weights came from
+    ``cache_dir/features/<key>.pt`` (no training).  ``fingerprint`` identifies the data (e.g. the
+    source's ``info["fingerprint"]``); ``cache_dir=None`` disables the cache.
+    """
+    device = torch.device(device)
+    if len(train) < 2 or train.num_classes < 2:
+        raise ValueError("the domain classifier needs at least 2 items and 2 classes")
+    path = None
+    if cache_dir is not None:
+        key = cache_key(fingerprint, epochs, seed, train.image_shape, train.num_classes)
+        path = Path(cache_dir) / "features" / f"{key}.pt"
+    C = train.image_shape[0]
+    if path is not None and path.exists():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model = _build(train, [0.5] * C, [0.25] * C)  # mean/std buffers come from the state
+            model.load_state_dict(state)
+            return model.to(device).eval(), True
+        except Exception:  # noqa: BLE001 - a truncated / stale file: retrain and overwrite it
+            pass
+    real = train.images.float().div(255.0)
+    mean = real.mean(dim=(0, 2, 3)).tolist()
+    std = real.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+    counts = train.counts()
+    ctx = Context(track="classification", class_names=list(train.class_names), class_counts=counts,
+                  minority=[], seed=int(seed), device=device, budget=budget(epochs),
+                  dataset=str(fingerprint), quiet=True)
+    torch.manual_seed(int(seed))
+    model = _build(train, mean, std).to(device)
+    trainer.fit(model, train, DomainClassifierMethod(), ctx, progress=False)
+    model.eval()
+    if path is not None:
+        _save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+    return model, False

@@ -1,0 +1,116 @@
+"""Per-class quality of generated samples: FID, KID and CAS on a domain classifier.
+
+Reproduces FID (Heusel et al. 2017), KID (Binkowski et al. 2018) and CAS (Ravuri & Vinyals
+2019) per class, with torchmetrics' ``FrechetInceptionDistance`` / ``KernelInceptionDistance``
+fed by the 128-d pooled features of the domain classifier (``gans.features``) instead of
+Inception-v3 (no downloaded weights).  KID's subset size is shrunk to the smaller side of a
+class (torchmetrics raises otherwise); FID needs >= 2 samples per side.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from ..data_recipes.imageset import ImageSet
+from ..tasks.classification.train import predict
+
+QUALITY_NOTES = ("FID/KID on the domain classifier's 128-d penultimate features (no Inception "
+                 "weights); FID from < 2048 samples is biased upward — compare only at equal n")
+
+
+class EmbedFeatures(torch.nn.Module):
+    """torchmetrics feature extractor: uint8 (B, C, H, W) -> float64 ``classifier.embed`` on CPU.
+
+    ``num_features`` stops torchmetrics probing with a 3x299x299 dummy image.  The classifier is
+    held outside the module tree, so ``Metric.set_dtype`` / ``.to`` never touch its weights.
+    """
+
+    def __init__(self, classifier: torch.nn.Module, device, num_features: int, batch_size: int = 512):
+        super().__init__()
+        self._net = (classifier,)  # a tuple: not registered as a submodule
+        self.device = torch.device(device)
+        self.num_features = int(num_features)
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        net = self._net[0]
+        out = [net.embed(images[s:s + self.batch_size].to(self.device).float().div_(255.0)).double().cpu()
+               for s in range(0, len(images), self.batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, self.num_features, dtype=torch.float64)
+
+
+def _mean(values) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def _num_features(classifier, shape, device) -> int:
+    with torch.no_grad():
+        return int(classifier.embed(torch.zeros(2, *shape, device=device)).shape[-1])
+
+
+def _finite(x: torch.Tensor) -> float | None:
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
+def sample_quality(real: ImageSet, fake: ImageSet, classifier: torch.nn.Module, *, device,
+                   kid_subset_max: int = 50, kid_subsets: int = 100, seed: int = 0) -> dict:
+    """FID, KID and CAS per class of ``fake`` against the ``real`` items of the same class.
+
+    Returns a JSON-serialisable dict (plain floats, ints, lists, None); per-class lists have one
+    entry per class, None where the class was not generated or has too few samples (FID and
+    KID need >= 2 on each side).  KID subsets are drawn from a generator seeded by ``seed``.
+    """
+    if real.image_shape != fake.image_shape or real.num_classes != fake.num_classes:
+        raise ValueError(f"real {real.image_shape}/{real.num_classes} classes and fake "
+                         f"{fake.image_shape}/{fake.num_classes} classes do not match")
+    device = torch.device(device)
+    K = fake.num_classes
+    n_real, n_fake = real.counts(), fake.counts()
+    out: dict = {"fid_per_class": [None] * K, "fid_mean": None, "kid_per_class": [None] * K,
+                 "kid_std_per_class": [None] * K, "kid_mean": None, "cas_per_class": [None] * K,
+                 "cas_mean": None, "n_fake_per_class": n_fake, "n_real_per_class": n_real,
+                 "kid_subset_size_per_class": [None] * K, "quality_notes": QUALITY_NOTES}
+    if len(fake) == 0:
+        return out
+    was_training = classifier.training
+    classifier.eval()
+    feats = EmbedFeatures(classifier, device, _num_features(classifier, fake.image_shape, device))
+    pred = predict(classifier, fake.images, device)
+    fake_labels = fake.labels.numpy()
+    for c in range(K):
+        if n_fake[c] == 0:
+            continue
+        out["cas_per_class"][c] = float(np.mean(pred[fake_labels == c] == c))
+        if n_real[c] < 2 or n_fake[c] < 2:
+            continue
+        r_img, f_img = real.images[real.labels == c], fake.images[fake.labels == c]
+        fid = FrechetInceptionDistance(feature=feats, reset_real_features=True)
+        fid.set_dtype(torch.float64)
+        fid.update(r_img, real=True)
+        fid.update(f_img, real=False)
+        out["fid_per_class"][c] = _finite(fid.compute().clamp_min(0.0))  # tiny negatives: round-off
+        m = min(int(kid_subset_max), n_real[c], n_fake[c])
+        with warnings.catch_warnings():  # "will save all extracted features": one class is small enough
+            warnings.filterwarnings("ignore", message=".*save all extracted features.*")
+            kid = KernelInceptionDistance(feature=feats, subsets=kid_subsets, subset_size=m)
+        kid.set_dtype(torch.float64)
+        kid.update(r_img, real=True)
+        kid.update(f_img, real=False)
+        with torch.random.fork_rng(devices=[]):  # KID draws subsets from the global CPU RNG
+            torch.manual_seed(seed * 1_000_003 + c)
+            k_mean, k_std = kid.compute()
+        out["kid_per_class"][c], out["kid_std_per_class"][c] = _finite(k_mean), _finite(k_std)
+        out["kid_subset_size_per_class"][c] = m
+    classifier.train(was_training)
+    out["fid_mean"] = _mean(out["fid_per_class"])
+    out["kid_mean"] = _mean(out["kid_per_class"])
+    out["cas_mean"] = _mean(out["cas_per_class"])
+    return out
