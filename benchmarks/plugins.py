@@ -11,7 +11,7 @@ from .registry import Registry
 
 ENTRY_POINT_GROUP = "imbench.methods"
 METHODS: Registry[type[Method]] = Registry("method")
-_BUILTIN_PACKAGES = ("imbench.baselines",)
+_BUILTIN_PACKAGES = ("imbench.baselines", "imbench.gans")
 _state = {"builtins": False, "entry_points": False}
 
 

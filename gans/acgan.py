@@ -27,7 +27,7 @@ class ACGAN(CGAN):
     name = "acgan"
     summary = "auxiliary-classifier GAN (real/fake + class heads on D) sampled for each minority class"
     reference = "Odena, Olah & Shlens, Conditional Image Synthesis with Auxiliary Classifier GANs, ICML 2017"
-    defaults = dict(CGAN.defaults)
+    defaults = {k: v for k, v in CGAN.defaults.items() if k != "conditioning"}  # D does not see y
 
     def discriminator(self, image_shape, num_classes: int) -> Discriminator:
         return Discriminator(image_shape, num_classes, width=int(self.params["width"]), norm="batch",

@@ -132,13 +132,16 @@ class GenerativeOversampler(Method, ABC):
     def _cache_path(self, train: ImageSet, ctx: Context, budget: dict) -> Path | None:
         if ctx.cache_dir is None:
             return None
+        # code version: the source of every module of the generative package (a change to a
+        # shared network file invalidates the generators built from it) and of the method's own
+        # module (a plugin's)
         code = hashlib.sha256()
-        for cls in type(self).__mro__:
-            if cls.__module__.startswith("imbench.gans") or cls is type(self):
-                try:
-                    code.update(inspect.getsource(cls).encode())
-                except (OSError, TypeError):
-                    code.update(cls.__qualname__.encode())
+        files = sorted(Path(__file__).parent.glob("*.py"))
+        own = inspect.getsourcefile(type(self))
+        if own and Path(own).resolve() not in [f.resolve() for f in files]:
+            files.append(Path(own))
+        for f in files:
+            code.update(f.read_bytes())
         key = {"method": self.name, "params": {k: v for k, v in self.params.items() if k != "blend"},
                "data": ctx.data_key, "seed": ctx.seed, "counts": train.counts(), "shape": list(train.image_shape), "budget": budget,
                "code": [CODE_VERSION, code.hexdigest()]}

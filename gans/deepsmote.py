@@ -58,7 +58,8 @@ def cyclic_shift(m: int) -> torch.Tensor:
 
 def permutation_loss(encoder: nn.Module, decoder: nn.Module, x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     """``MSE(decode(encode(x).detach()[perm]), x[perm])`` — DeepSMOTE's penalty term."""
-    codes = encoder(x).detach()
+    with torch.no_grad():
+        codes = encoder(x)
     return nn.functional.mse_loss(decoder(codes[perm]), x[perm])
 
 

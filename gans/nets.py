@@ -45,7 +45,8 @@ def layout(image_shape) -> tuple[int, int, int]:
         k += 1
     h0, w0 = H // 2 ** k, W // 2 ** k
     if C < 1 or k < 1 or h0 > 8 or w0 > 8:
-        raise UsageError(f"the DCGAN-style GAN networks do not support {C}x{H}x{W} images (supported: {SUPPORTED_SIZES})")
+        raise UsageError(f"the DCGAN-style GAN networks do not support {C}x{H}x{W} images "
+                         f"(supported: {SUPPORTED_SIZES})")
     return h0, w0, k
 
 

@@ -47,7 +47,8 @@ class WGANGP(CGAN):
     name = "wgan-gp"
     summary = "conditional WGAN with gradient penalty (projection critic, no BatchNorm) per minority class"
     reference = "Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville, Improved Training of Wasserstein GANs, NeurIPS 2017"
-    defaults = {**CGAN.defaults, "n_critic": 5, "gp_lambda": 10.0, "lr": 1e-4}
+    defaults = {**{k: v for k, v in CGAN.defaults.items() if k != "conditioning"},
+                "n_critic": 5, "gp_lambda": 10.0, "lr": 1e-4}
 
     betas = (0.0, 0.9)
 

@@ -26,3 +26,15 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "MNIST" / "raw").exists():
         pytest.skip("../shared/data/MNIST/raw is not beside the checkout")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """pytest-xdist runs two workers on two cores: one torch thread each avoids OpenMP spinning
+    against the other worker (which made tiny-network tests 10-100x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

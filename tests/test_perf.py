@@ -1,6 +1,6 @@
 """Performance benchmarks (pytest-benchmark), skipped by the fast suite.
 
-Run: python -m pytest tests/test_perf.py --benchmark-enable --benchmark-only
+Run: python -m pytest tests/test_perf.py -o addopts="" --benchmark-only
 """
 from __future__ import annotations
 

@@ -47,7 +47,9 @@ def tiny_context(train: ImageSet, seed: int = 0, epochs: int = 4) -> Context:
     counts = train.counts()
     return Context(track="classification", class_names=list(train.class_names), class_counts=counts,
                    minority=[c for c, n in enumerate(counts) if n < max(counts)], seed=seed,
-                   budget={"epochs": epochs, "batch_size": 16, "lr": 0.05}, dataset="tiny", epochs=epochs)
+                   budget={"epochs": epochs, "batch_size": 16, "lr": 0.05,
+                           "gan": {"steps": 100, "batch_size": 16, "lr": 2.0e-4, "feature_epochs": 1}},
+                   dataset="tiny", epochs=epochs, data_key={"dataset": "tiny", "seed": seed})
 
 
 def _tiny_model(train: ImageSet) -> torch.nn.Module:
