@@ -2,7 +2,8 @@
 
 Reads records only, never the training code. Columns: the grouping keys, ``method``,
 ``n_seeds``, ``n_failed``, and for each metric ``<metric>_mean`` and ``<metric>_std``
-(sample std, ddof=1; 0 for a single seed), ``rank`` (by the headline metric, 1 = best) and
+(sample std, ddof=1; 0 for a single seed; ``fid``/``kid``/``cas`` are the records' class-mean
+FID, KID and CAS of generated samples, empty for methods that generate nothing), ``rank`` (by the headline metric, 1 = best) and
 ``<headline>_delta_erm`` (difference of means against ``erm`` in the same group).
 """
 from __future__ import annotations
@@ -15,8 +16,10 @@ from ..benchmarks.suite import recipe_label
 
 KEYS = ["track", "dataset", "recipe", "model", "profile"]
 METRICS = {
-    "classification": ["balanced_accuracy", "accuracy", "macro_f1", "gmean", "tail_recall"],
+    "classification": ["balanced_accuracy", "accuracy", "macro_f1", "gmean", "tail_recall", "fid", "kid", "cas"],
 }
+# record metric -> leaderboard name (the generated-sample metrics are already class means)
+ALIASES = {"fid_mean": "fid", "kid_mean": "kid", "cas_mean": "cas"}
 HEADLINE = {"classification": "balanced_accuracy"}
 
 
@@ -27,7 +30,8 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
         row = {"track": r["track"], "dataset": r["dataset"], "recipe": recipe_label(r["recipe"]),
                "model": r["model"], "profile": r["profile"], "method": r["method"], "seed": r["seed"],
                "status": r["status"]}
-        row.update({k: v for k, v in r.get("metrics", {}).items() if isinstance(v, (int, float)) or v is None})
+        row.update({ALIASES.get(k, k): v for k, v in r.get("metrics", {}).items()
+                    if isinstance(v, (int, float)) or v is None})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -40,6 +44,7 @@ def leaderboard(records: list[dict]) -> pd.DataFrame:
     for track, sub in frame.groupby("track", sort=False):
         metrics = [m for m in METRICS.get(track, []) if m in sub.columns]
         ok = sub[sub["status"] == "ok"]
+        ok = ok.astype({m: float for m in metrics})
         grouped = ok.groupby(KEYS + ["method"], sort=False)[metrics]
         table = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).fillna(0.0).add_suffix("_std"))
         table["n_seeds"] = grouped.size()
