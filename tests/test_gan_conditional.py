@@ -24,14 +24,6 @@ NAMES = list(CLASSES)
 MINORITY_LABELS = torch.tensor([1, 2, 2, 1, 2, 1, 1])  # dcgan has generators for minority classes only
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets: one intra-op thread is faster and immune to oversubscribed CI machines."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _ctx(train, seed=0, budget=SMOKE):
     ctx = tiny_context(train, seed=seed)

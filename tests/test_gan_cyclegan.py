@@ -15,14 +15,6 @@ SMOKE = {"steps": 30, "batch_size": 32, "lr": 2e-4}
 COUNTS = (24, 8, 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs gain nothing from threads, and on a loaded CPU OpenMP spinning makes them crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make(shape=(1, 8, 8), counts=COUNTS, seed=0, budget=SMOKE):
     train = tiny_imageset(counts=counts, shape=shape)
