@@ -4,8 +4,15 @@ Reproduces the "domain classifier" protocol of the sample-quality literature wit
 downloaded weights: FID/KID are computed on the features of a classifier trained on the
 *balanced* source split (in place of ImageNet Inception-v3), and the same classifier scores
 generated samples for CAS (classification accuracy score, Ravuri & Vinyals 2019).  Here it is
-a ``small-cnn`` (128-d pooled features) trained with the classification trainer and a plain
-cross-entropy method, cached on disk so every GAN cell of a dataset reuses one extractor.
+a ``small-cnn`` (128-d pooled features) trained with the classification trainer and
+cross-entropy, cached on disk so every GAN cell of a dataset reuses one extractor.
+
+Photometric jitter (the suite's decision): half of each training batch gets a random contrast
+scale, brightness offset and pixel noise (``photometric_jitter``). Without it the extractor
+learns that a background is exactly 0: on the real MNIST split a +20/255 offset of every pixel
+took its test accuracy from 0.99 to 0.17 (nearly everything became an "8"), so CAS and FID of a
+generator whose backgrounds are slightly grey measured that grey, not the digits. With it the
+features keep the class content and still see the offset (FID still charges it, less extremely).
 """
 from __future__ import annotations
 
@@ -24,15 +31,44 @@ from ..tasks.classification.models import build_model
 
 MODEL = "small-cnn"
 # Bump when the architecture, the budget or the training loop changes: old caches are ignored.
-CODE_VERSION = "domain-classifier-v1"
+CODE_VERSION = "domain-classifier-v2"
+JITTER = {"p": 0.5, "contrast": (0.6, 1.0), "offset": (-0.15, 0.25), "noise_std": (0.0, 0.08)}
+
+
+def photometric_jitter(x: torch.Tensor, gen: torch.Generator, p: float = JITTER["p"]) -> torch.Tensor:
+    """Each image of ``x`` (float (B, C, H, W) in [0, 1]) with probability ``p`` becomes
+    ``clamp(a * x + b + s * N(0, 1), 0, 1)``, with a contrast ``a``, an offset ``b`` and a noise
+    std ``s`` drawn uniformly per image from ``JITTER``; the others are returned unchanged.
+    Random numbers come from the CPU generator ``gen`` (same stream on any device)."""
+    n, shape = len(x), (-1, 1, 1, 1)
+
+    def uniform(lo_hi):
+        lo, hi = lo_hi
+        return (lo + (hi - lo) * torch.rand(n, generator=gen)).view(shape)
+
+    apply = (torch.rand(n, generator=gen) < p).view(shape)
+    a, b, s = uniform(JITTER["contrast"]), uniform(JITTER["offset"]), uniform(JITTER["noise_std"])
+    noise = torch.randn(x.shape, generator=gen) * s
+    jittered = (x * a.to(x.device) + b.to(x.device) + noise.to(x.device)).clamp_(0.0, 1.0)
+    return torch.where(apply.to(x.device), jittered, x)
 
 
 class DomainClassifierMethod(Method):
-    """Plain ERM (no hooks): the domain classifier is trained on the balanced source."""
+    """Cross-entropy with ``photometric_jitter`` on each batch (see the module docstring)."""
 
     name = "domain-classifier"
     tracks = ("classification",)
-    summary = "plain cross-entropy training of the FID/KID/CAS feature extractor"
+    summary = "cross-entropy training of the FID/KID/CAS feature extractor, with photometric jitter"
+
+    _gen: torch.Generator | None = None
+
+    def on_epoch(self, epoch: int, ctx: Context) -> None:
+        if epoch == 0 or self._gen is None:
+            self._gen = ctx.generator("domain-photometric-jitter")
+
+    def augment(self, batch, ctx: Context):
+        x, y = batch
+        return photometric_jitter(x, self._gen), y
 
 
 def budget(epochs: int) -> dict:
