@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .errors import UsageError, unknown
-from .executors import make_executor
+from .executors import make_executor, resolve_jobs
 from .plugins import METHODS, load_methods
 from .profiles import profiles
 from .runner import resolve_device, run_cells, validate
@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="train every generator afresh and store nothing")
     run.add_argument("--resume", action="store_true", help="skip cells already recorded in --out")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    run.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: in this process)")
+    run.add_argument("--jobs", help="worker processes, or auto (default; $IMBENCH_JOBS overrides): one 1-thread "
+                                    "worker per CPU core on a CPU, 1 on CUDA; 1 runs in this process")
     run.add_argument("--plugin", action="append", default=[], help="module:attr of a method plugin (repeatable)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     ls = sub.add_parser("ls", help="list methods, datasets, recipes, models, profiles, suites or tracks")
@@ -69,8 +70,6 @@ def cmd_run(args) -> int:
     from ..results.leaderboard import format_table, leaderboard, write_leaderboard
 
     load_methods(tuple(args.plugin))
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
     suite = load_suite(args.target)
     overrides = Overrides(
         datasets=_csv(args.dataset), recipes=_csv(args.recipe), ir=_floats(args.ir, "--ir"),
@@ -90,10 +89,13 @@ def cmd_run(args) -> int:
     }
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path} does not exist")
+    jobs = resolve_jobs(args.jobs, device=runtime["device"], cells=len(cells))
     validate(cells, runtime)
     if not args.quiet:
-        print(f"imbench: suite {suite['name']}: {len(cells)} cells on {runtime['device']} -> {out}", file=sys.stderr)
-    result = run_cells(cells, runtime, make_executor(args.jobs), resume=args.resume, quiet=args.quiet)
+        workers = "in this process" if jobs == 1 else f"{jobs} worker processes"
+        print(f"imbench: suite {suite['name']}: {len(cells)} cells on {runtime['device']}, {workers} -> {out}",
+              file=sys.stderr)
+    result = run_cells(cells, runtime, make_executor(jobs), resume=args.resume, quiet=args.quiet)
     written = write_leaderboard(result["records"], out)
     print(format_table(leaderboard(result["records"])))
     print()

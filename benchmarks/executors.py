@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator
+
+from .errors import UsageError
+
+JOBS_ENV = "IMBENCH_JOBS"  # the default of --jobs when the flag is not given (else "auto")
 
 
 class SerialExecutor:
@@ -45,6 +50,39 @@ class PoolExecutor:
                 for fut in futures:
                     fut.cancel()
                 raise
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_jobs(spec: str | int | None, *, device: str, cells: int, cores: int | None = None) -> int:
+    """The number of worker processes for ``--jobs spec`` (None: ``$IMBENCH_JOBS``, else ``auto``).
+
+    ``auto``: on a CPU, one worker per usable core (at most one per cell), each with one torch
+    thread: on 2 cores two 1-thread workers finish the quick suite ~1.2x sooner than one process
+    with 2 threads, and the numbers no longer depend on the machine's core count. On CUDA, 1
+    (cells share one GPU; a single process keeps it busy). A number N >= 1 is taken as given;
+    1 runs in this process, with per-epoch progress.
+    """
+    if spec is None:
+        spec = os.environ.get(JOBS_ENV) or "auto"
+    text = str(spec).strip().lower()
+    if text == "auto":
+        if device != "cpu":
+            return 1
+        return max(1, min(cores or usable_cores(), cells))
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise UsageError(f"--jobs must be a number >= 1 or 'auto', got {spec!r}") from None
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1 or 'auto', got {spec!r}")
+    return jobs
 
 
 def make_executor(jobs: int) -> SerialExecutor | PoolExecutor:

@@ -38,6 +38,7 @@ from ..benchmarks.errors import UsageError
 from ..benchmarks.method import Context, Method
 from ..data_recipes.imageset import ImageSet
 from ..tasks.track import DivergenceError
+from .cache_lock import cache_lock
 
 CODE_VERSION = "gans-1"
 COLLAPSE_RATIO = 0.05
@@ -152,25 +153,25 @@ class GenerativeOversampler(Method, ABC):
         torch.manual_seed(ctx._seed_for(f"{self.name}-init"))
         generator = self.build(train.image_shape, train.num_classes).to(ctx.device)
         path = self._cache_path(train, ctx, budget)
-        if path is not None and path.exists():
-            blob = torch.load(path, map_location=ctx.device, weights_only=True)
-            generator.load_state_dict(blob["state"])
-            ctx.note("generator_cache", "hit")
-            ctx.note("generator_train_s", 0.0)
-            ctx.note("generator_train_s_original", float(blob["train_s"]))
-            return generator
-        torch.manual_seed(ctx._seed_for(f"{self.name}-fit"))
-        start = time.perf_counter()
-        generator.train()
-        self.fit(generator, train, ctx, budget)
-        seconds = time.perf_counter() - start
-        ctx.note("generator_cache", "miss" if path is not None else "off")
-        ctx.note("generator_train_s", seconds)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save({"state": generator.state_dict(), "train_s": seconds}, tmp)
-            os.replace(tmp, path)
+        with cache_lock(path):  # parallel workers: one trains, the others wait and load it
+            if path is not None and path.exists():
+                blob = torch.load(path, map_location=ctx.device, weights_only=True)
+                generator.load_state_dict(blob["state"])
+                ctx.note("generator_cache", "hit")
+                ctx.note("generator_train_s", 0.0)
+                ctx.note("generator_train_s_original", float(blob["train_s"]))
+                return generator
+            torch.manual_seed(ctx._seed_for(f"{self.name}-fit"))
+            start = time.perf_counter()
+            generator.train()
+            self.fit(generator, train, ctx, budget)
+            seconds = time.perf_counter() - start
+            ctx.note("generator_cache", "miss" if path is not None else "off")
+            ctx.note("generator_train_s", seconds)
+            if path is not None:
+                tmp = path.with_suffix(f".tmp{os.getpid()}")
+                torch.save({"state": generator.state_dict(), "train_s": seconds}, tmp)
+                os.replace(tmp, path)
         return generator
 
     def _assess(self, train: ImageSet, fake: ImageSet, ctx: Context, budget: dict) -> None:

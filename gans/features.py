@@ -26,6 +26,7 @@ import torch
 
 from ..benchmarks.method import Context, Method
 from ..data_recipes.imageset import ImageSet
+from .cache_lock import cache_lock
 from ..tasks.classification import train as trainer  # looked up at call time (tests patch fit)
 from ..tasks.classification.models import build_model
 
@@ -119,26 +120,36 @@ def domain_classifier(train: ImageSet, *, device, cache_dir: Path | None, epochs
     if cache_dir is not None:
         key = cache_key(fingerprint, epochs, seed, train.image_shape, train.num_classes)
         path = Path(cache_dir) / "features" / f"{key}.pt"
-    C = train.image_shape[0]
-    if path is not None and path.exists():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model = _build(train, [0.5] * C, [0.25] * C)  # mean/std buffers come from the state
-            model.load_state_dict(state)
-            return model.to(device).eval(), True
-        except Exception:  # noqa: BLE001 - a truncated / stale file: retrain and overwrite it
-            pass
+    with cache_lock(path):  # parallel workers: one trains, the others wait and load it
+        if path is not None and path.exists():
+            model = _load(path, train)
+            if model is not None:
+                return model.to(device).eval(), True
+        model = _train(train, device=device, epochs=epochs, seed=seed, fingerprint=fingerprint)
+        if path is not None:
+            _save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+    return model, False
+
+
+def _load(path: Path, train: ImageSet) -> torch.nn.Module | None:
+    """The cached extractor, or None when the file is truncated or stale (it is then retrained)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = _build(train, [0.5] * train.image_shape[0], [0.25] * train.image_shape[0])  # buffers from state
+        model.load_state_dict(state)
+        return model
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _train(train: ImageSet, *, device, epochs: int, seed: int, fingerprint: str) -> torch.nn.Module:
     real = train.images.float().div(255.0)
     mean = real.mean(dim=(0, 2, 3)).tolist()
     std = real.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
-    counts = train.counts()
-    ctx = Context(track="classification", class_names=list(train.class_names), class_counts=counts,
+    ctx = Context(track="classification", class_names=list(train.class_names), class_counts=train.counts(),
                   minority=[], seed=int(seed), device=device, budget=budget(epochs),
                   dataset=str(fingerprint), quiet=True)
     torch.manual_seed(int(seed))
     model = _build(train, mean, std).to(device)
     trainer.fit(model, train, DomainClassifierMethod(), ctx, progress=False)
-    model.eval()
-    if path is not None:
-        _save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-    return model, False
+    return model.eval()

@@ -29,6 +29,21 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _cells_in_process():
+    """In-process CLI tests run their few smoke cells serially (``--jobs auto`` would spawn a
+    worker pool per test); the tests of the pool pass ``--jobs`` explicitly."""
+    import os
+
+    before = os.environ.get("IMBENCH_JOBS")
+    os.environ["IMBENCH_JOBS"] = "1"
+    yield
+    if before is None:
+        os.environ.pop("IMBENCH_JOBS", None)
+    else:
+        os.environ["IMBENCH_JOBS"] = before
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """pytest-xdist runs two workers on two cores: one torch thread each avoids OpenMP spinning
     against the other worker (which made tiny-network tests 10-100x slower)."""

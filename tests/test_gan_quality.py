@@ -113,6 +113,34 @@ def test_cached_classifier_is_loaded_without_training(digits, domain, cache_dir,
     assert len(keys) == 6 and files[0].stem in keys
 
 
+def test_parallel_workers_train_one_classifier_and_the_others_load_it(tmp_path, monkeypatch):
+    # flock excludes separate open()s even within one process, so threads stand in for workers
+    import threading
+    import time
+
+    calls = []
+    real_fit = trainer.fit
+
+    def slow_fit(*a, **k):
+        calls.append(1)
+        time.sleep(0.3)  # the other thread arrives while this one trains
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(trainer, "fit", slow_fit)
+    train = tiny_imageset(counts=(12, 12))
+    hits = []
+
+    def worker():
+        hits.append(domain_classifier(train, device=CPU, cache_dir=tmp_path, epochs=1, fingerprint="tiny")[1])
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and sorted(hits) == [False, True]
+
+
 def test_no_cache_dir_trains(monkeypatch):
     calls = []
     real_fit = trainer.fit

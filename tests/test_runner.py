@@ -109,6 +109,27 @@ def test_process_pool_runs_every_cell(cli, tmp_path):
     assert all(r["status"] == "ok" and r["threads"] == 1 for r in records)
 
 
+def test_auto_jobs_is_one_worker_per_core_on_cpu_and_one_on_cuda(monkeypatch):
+    from imbench.benchmarks.executors import resolve_jobs
+
+    assert resolve_jobs("auto", device="cpu", cells=120, cores=2) == 2
+    assert resolve_jobs("auto", device="cpu", cells=3, cores=16) == 3
+    assert resolve_jobs("auto", device="cpu", cells=1, cores=8) == 1
+    assert resolve_jobs("auto", device="cuda", cells=120, cores=16) == 1
+    assert resolve_jobs("4", device="cuda", cells=2, cores=2) == 4
+    monkeypatch.setenv("IMBENCH_JOBS", "3")
+    assert resolve_jobs(None, device="cpu", cells=120, cores=2) == 3
+    monkeypatch.delenv("IMBENCH_JOBS")
+    assert resolve_jobs(None, device="cpu", cells=120, cores=2) == 2
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two"])
+def test_bad_jobs_is_a_usage_error(cli, tmp_path, bad):
+    code, _, err = cli("run", "--methods", "erm", "--seeds", "0", "--jobs", bad, "--out", tmp_path / "o", *SMOKE)
+    assert code == 2 and "--jobs" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
 def test_real_mnist_test_split_runs(cli, tmp_path, shared_data):
     code, _, _ = cli("run", "classification", "--dataset", "mnist", "--data-root", shared_data, "--methods", "erm",
                      "--seeds", "0", "--out", tmp_path / "o", "--profile", "smoke", "--quiet", "--ir", "100")
