@@ -26,9 +26,9 @@ import torch
 
 from ..benchmarks.method import Context, Method
 from ..data_recipes.imageset import ImageSet
-from .cache_lock import cache_lock
 from ..tasks.classification import train as trainer  # looked up at call time (tests patch fit)
 from ..tasks.classification.models import build_model
+from .cache_lock import cache_lock
 
 MODEL = "small-cnn"
 # Bump when the architecture, the budget or the training loop changes: old caches are ignored.
