@@ -109,6 +109,18 @@ def test_process_pool_runs_every_cell(cli, tmp_path):
     assert all(r["status"] == "ok" and r["threads"] == 1 for r in records)
 
 
+def test_process_pool_workers_load_plugins_and_share_one_generator_cache(cli, tmp_path):
+    # the default --jobs auto is a pool: --plugin methods and cached generators must work in it
+    code, _, err = cli("run", "--methods", "halve,deepsmote,deepsmote:blend=0.5",
+                       "--plugin", "tests.plugin_fixtures:Halve",
+                       "--seeds", "0", "--jobs", "2", "--out", tmp_path / "o", *SMOKE)
+    assert code == 0, err
+    records = read_records(tmp_path / "o")
+    assert sorted(r["method"] for r in records) == ["deepsmote", "deepsmote", "halve"]
+    caches = sorted(r["extras"]["generator_cache"] for r in records if r["method"] == "deepsmote")
+    assert caches == ["hit", "miss"]  # both blends need one generator: trained once, loaded once
+
+
 def test_auto_jobs_is_one_worker_per_core_on_cpu_and_one_on_cuda(monkeypatch):
     from imbench.benchmarks.executors import resolve_jobs
 
