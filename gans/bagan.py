@@ -41,7 +41,7 @@ from ..benchmarks.method import Context
 from ..benchmarks.plugins import register_method
 from ..data_recipes.imageset import ImageSet
 from .autoencoders import Decoder, Encoder, adam, batch_indices, decode, encode, postfix_every, to_unit
-from .base import GenerativeOversampler
+from .base import GenerativeOversampler, frozen, optimise
 
 
 class BaganNet(nn.Module):
@@ -87,13 +87,10 @@ class BAGAN(GenerativeOversampler):
 
     def check(self) -> None:
         super().check()
-        for key in ("latent", "width"):
-            if int(self.params[key]) < 1:
-                raise UsageError(f"method {self.name!r}: {key} must be >= 1, got {self.params[key]}")
+        self.require(1, "latent", "width")
         if not 0.0 <= float(self.params["ae_fraction"]) <= 1.0:
             raise UsageError(f"method {self.name!r}: ae_fraction must be in [0, 1], got {self.params['ae_fraction']}")
-        if float(self.params["ridge"]) <= 0:
-            raise UsageError(f"method {self.name!r}: ridge must be > 0, got {self.params['ridge']}")
+        self.require(0, "ridge", strict=True)
 
     def build(self, image_shape, num_classes):
         return BaganNet(image_shape, num_classes, int(self.params["latent"]), int(self.params["width"]))
@@ -121,9 +118,7 @@ class BAGAN(GenerativeOversampler):
                 x = x_all[next(batches).to(ctx.device)]
                 rec = nn.functional.mse_loss(net.generator(net.encoder(x)), x)
                 self.check_finite(self.name, step, rec=rec)
-                opt.zero_grad(set_to_none=True)
-                rec.backward()
-                opt.step()
+                optimise(opt, rec)
                 bar.update(1)
                 if postfix_every(step, steps):
                     bar.set_postfix(rec=f"{rec.item():.4f}")
@@ -177,18 +172,13 @@ class BAGAN(GenerativeOversampler):
                 target = torch.cat([real_y, torch.full((n_fake,), C, dtype=torch.int64, device=ctx.device)])
                 loss_d = ce(logits, target)
                 self.check_finite(self.name, step, d=loss_d)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+                optimise(opt_d, loss_d)
                 # generator: generated images of class c -> c
                 g_y = present[torch.randint(0, len(present), (n_fake + len(idx),), generator=gen)]
-                disc.requires_grad_(False)
-                loss_g = ce(disc(gen_net(net.latents(g_y, gen))), g_y.to(ctx.device))
-                self.check_finite(self.name, step, g=loss_g)
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-                disc.requires_grad_(True)
+                with frozen(disc):
+                    loss_g = ce(disc(gen_net(net.latents(g_y, gen))), g_y.to(ctx.device))
+                    self.check_finite(self.name, step, g=loss_g)
+                    optimise(opt_g, loss_g)
                 bar.update(1)
                 if postfix_every(step, steps):
                     bar.set_postfix(d=f"{loss_d.item():.3f}", g=f"{loss_g.item():.3f}")

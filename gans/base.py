@@ -23,6 +23,7 @@ GAN budgets are data: the ``gan`` block of the track's profile (``steps``, ``bat
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -42,6 +43,26 @@ from .cache_lock import cache_lock
 
 CODE_VERSION = "gans-1"
 COLLAPSE_RATIO = 0.05
+
+
+def optimise(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One optimiser step on ``loss``: zero the gradients, back-propagate, step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+@contextlib.contextmanager
+def frozen(*nets: torch.nn.Module):
+    """Switch off the parameter gradients of ``nets`` inside the block (a discriminator while
+    the generator's loss back-propagates through it), back on afterwards."""
+    for net in nets:
+        net.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for net in nets:
+            net.requires_grad_(True)
 
 
 class CollapseError(RuntimeError):
@@ -104,6 +125,14 @@ class GenerativeOversampler(Method, ABC):
     @staticmethod
     def progress(ctx: Context, total: int, desc: str):
         return tqdm(total=total, desc=f"  {desc}", leave=False, disable=ctx.quiet, unit="it")
+
+    def require(self, lo: float, *keys: str, strict: bool = False) -> None:
+        """UsageError unless every parameter in ``keys`` is >= ``lo`` (> ``lo`` when ``strict``)."""
+        for key in keys:
+            value = float(self.params[key])
+            if not (value > lo if strict else value >= lo):
+                raise UsageError(f"method {self.name!r}: {key} must be {'>' if strict else '>='} "
+                                 f"{lo:g}, got {self.params[key]}")
 
     @staticmethod
     def check_finite(name: str, step: int, **losses: torch.Tensor) -> None:

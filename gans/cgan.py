@@ -13,7 +13,7 @@ from ..benchmarks.errors import UsageError
 from ..benchmarks.method import Context
 from ..benchmarks.plugins import register_method
 from ..data_recipes.imageset import ImageSet
-from .base import GenerativeOversampler
+from .base import GenerativeOversampler, frozen, optimise
 from .nets import Discriminator, Generator, RealBatches, noise, sample_conditional
 
 SAMPLINGS = ("data", "balanced")
@@ -58,9 +58,7 @@ class CGAN(GenerativeOversampler):
 
     def check(self) -> None:
         super().check()
-        for key in ("z_dim", "width"):
-            if int(self.params[key]) < 1:
-                raise UsageError(f"method {self.name!r}: {key} must be >= 1, got {self.params[key]}")
+        self.require(1, "z_dim", "width")
         if self.params["sampling"] not in SAMPLINGS:
             raise UsageError(f"method {self.name!r}: sampling must be one of {', '.join(SAMPLINGS)}, "
                              f"got {self.params['sampling']!r}")
@@ -113,16 +111,11 @@ class CGAN(GenerativeOversampler):
                     with torch.set_grad_enabled(i == self.critic_steps - 1):
                         fake = generator(noise(len(labels), z_dim, gen, device), labels)
                     loss_d = self.d_loss(D, real, fake.detach(), labels, gen)
-                    opt_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    opt_d.step()
+                    optimise(opt_d, loss_d)
                 # the generator update reuses the last fake batch (as the PyTorch DCGAN example)
-                D.requires_grad_(False)
-                loss_g = self.g_loss(D, fake, labels)
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-                D.requires_grad_(True)
+                with frozen(D):
+                    loss_g = self.g_loss(D, fake, labels)
+                    optimise(opt_g, loss_g)
                 self.check_finite(self.name, step, d=loss_d.detach(), g=loss_g.detach())
                 bar.update(1)
                 if step % 20 == 0 or step == steps - 1:

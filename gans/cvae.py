@@ -24,12 +24,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..benchmarks.errors import UsageError
 from ..benchmarks.method import Context
 from ..benchmarks.plugins import register_method
 from ..data_recipes.imageset import ImageSet
 from .autoencoders import Decoder, Encoder, adam, batch_indices, decode, one_hot, postfix_every, to_unit
-from .base import GenerativeOversampler
+from .base import GenerativeOversampler, optimise
 
 
 class CVAENet(nn.Module):
@@ -73,13 +72,9 @@ class CVAE(GenerativeOversampler):
 
     def check(self) -> None:
         super().check()
-        for key in ("latent", "width"):
-            if int(self.params[key]) < 1:
-                raise UsageError(f"method {self.name!r}: {key} must be >= 1, got {self.params[key]}")
-        if float(self.params["beta_kl"]) < 0:
-            raise UsageError(f"method {self.name!r}: beta_kl must be >= 0, got {self.params['beta_kl']}")
-        if float(self.params["lr_mult"]) <= 0:
-            raise UsageError(f"method {self.name!r}: lr_mult must be > 0, got {self.params['lr_mult']}")
+        self.require(1, "latent", "width")
+        self.require(0, "beta_kl")
+        self.require(0, "lr_mult", strict=True)
 
     def build(self, image_shape, num_classes):
         return CVAENet(image_shape, num_classes, int(self.params["latent"]), int(self.params["width"]))
@@ -99,9 +94,7 @@ class CVAE(GenerativeOversampler):
                 bce, kl, _, _ = elbo_terms(generator, x_all[idx], y_all[idx], eps)
                 loss = bce + beta * kl
                 self.check_finite(self.name, step, rec=bce, kl=kl)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                optimise(opt, loss)
                 bar.update(1)
                 if postfix_every(step, steps):
                     bar.set_postfix(rec=f"{bce.item():.2f}", kl=f"{kl.item():.2f}")

@@ -59,7 +59,7 @@ from ..benchmarks.errors import UsageError
 from ..benchmarks.method import Context
 from ..benchmarks.plugins import register_method
 from ..data_recipes.imageset import ImageSet
-from .base import GenerativeOversampler
+from .base import GenerativeOversampler, frozen, optimise
 
 SOURCES = ("largest", "all-majority")
 ID_FRACTION = 0.25  # share of each batch the identity term is computed on (saves a quarter of the passes)
@@ -308,23 +308,16 @@ class CycleGANOversampler(GenerativeOversampler):
             s, c = labels[xi].to(device), c.to(device)
 
             # generators
-            for p in (*d_t.parameters(), *d_s.parameters()):
-                p.requires_grad_(False)
-            losses, fake_t, fake_s = generator_losses(generator, d_t, d_s, x, s, y, c, lam_c, lam_i)
-            opt_g.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            opt_g.step()
-            for p in (*d_t.parameters(), *d_s.parameters()):
-                p.requires_grad_(True)
+            with frozen(d_t, d_s):
+                losses, fake_t, fake_s = generator_losses(generator, d_t, d_s, x, s, y, c, lam_c, lam_i)
+                optimise(opt_g, losses["total"])
 
             # discriminators (LSGAN, halved as in CycleGAN)
             pt = d_t(torch.cat([y, fake_t.detach()]), torch.cat([c, c]))
             ps = d_s(torch.cat([x, fake_s.detach()]))
             loss_d = 0.5 * (_lsgan(pt[:batch], True) + _lsgan(pt[batch:], False)
                             + _lsgan(ps[:batch], True) + _lsgan(ps[batch:], False))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            optimise(opt_d, loss_d)
 
             self.check_finite(self.name, step, g=losses["total"], d=loss_d)
             bar.update(1)

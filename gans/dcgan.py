@@ -11,7 +11,7 @@ from ..benchmarks.errors import UsageError
 from ..benchmarks.method import Context
 from ..benchmarks.plugins import register_method
 from ..data_recipes.imageset import ImageSet
-from .base import GenerativeOversampler
+from .base import GenerativeOversampler, frozen, optimise
 from .nets import Discriminator, Generator, noise, to_signed, to_uint8
 
 
@@ -56,9 +56,7 @@ class DCGAN(GenerativeOversampler):
 
     def check(self) -> None:
         super().check()
-        for key in ("z_dim", "width", "min_steps"):
-            if int(self.params[key]) < 1:
-                raise UsageError(f"method 'dcgan': {key} must be >= 1, got {self.params[key]}")
+        self.require(1, "z_dim", "width", "min_steps")
 
     def build(self, image_shape, num_classes: int) -> ClassGenerators:
         return ClassGenerators(image_shape, num_classes, int(self.params["z_dim"]), int(self.params["width"]))
@@ -100,16 +98,11 @@ class DCGAN(GenerativeOversampler):
                     out_fake, _ = D(fake.detach())
                     loss_d = (F.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real))
                               + F.binary_cross_entropy_with_logits(out_fake, torch.zeros_like(out_fake)))
-                    opt_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    opt_d.step()
-                    D.requires_grad_(False)
-                    out, _ = D(fake)  # the generator update reuses the fake batch
-                    loss_g = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
-                    opt_g.zero_grad(set_to_none=True)
-                    loss_g.backward()
-                    opt_g.step()
-                    D.requires_grad_(True)
+                    optimise(opt_d, loss_d)
+                    with frozen(D):
+                        out, _ = D(fake)  # the generator update reuses the fake batch
+                        loss_g = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+                        optimise(opt_g, loss_g)
                     self.check_finite(self.name, step, d=loss_d.detach(), g=loss_g.detach())
                     bar.update(1)
                     if step % 20 == 0 or step == per_class - 1:

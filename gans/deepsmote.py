@@ -36,12 +36,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..benchmarks.errors import UsageError
 from ..benchmarks.method import Context
 from ..benchmarks.plugins import register_method
 from ..data_recipes.imageset import ImageSet
 from .autoencoders import Decoder, Encoder, adam, batch_indices, decode, encode, postfix_every, to_unit
-from .base import GenerativeOversampler
+from .base import GenerativeOversampler, optimise
 
 
 class DeepSmoteNet(nn.Module):
@@ -107,11 +106,8 @@ class DeepSMOTE(GenerativeOversampler):
 
     def check(self) -> None:
         super().check()
-        for key in ("latent", "width", "k_neighbors"):
-            if int(self.params[key]) < 1:
-                raise UsageError(f"method {self.name!r}: {key} must be >= 1, got {self.params[key]}")
-        if float(self.params["jitter"]) < 0:
-            raise UsageError(f"method {self.name!r}: jitter must be >= 0, got {self.params['jitter']}")
+        self.require(1, "latent", "width", "k_neighbors")
+        self.require(0, "jitter")
 
     def build(self, image_shape, num_classes):
         return DeepSmoteNet(image_shape, int(self.params["latent"]), int(self.params["width"]))
@@ -137,9 +133,7 @@ class DeepSMOTE(GenerativeOversampler):
                 perm_loss = permutation_loss(enc, dec, x_all[pick.to(device)], cyclic_shift(len(pick)).to(device))
                 loss = rec + perm_loss
                 self.check_finite(self.name, step, rec=rec, perm=perm_loss)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                optimise(opt, loss)
                 bar.update(1)
                 if postfix_every(step, steps):
                     bar.set_postfix(rec=f"{rec.item():.4f}", perm=f"{perm_loss.item():.4f}")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from ..benchmarks.errors import UsageError
 from ..benchmarks.plugins import register_method
 from .cgan import CGAN
 from .nets import Discriminator
@@ -54,12 +53,9 @@ class WGANGP(CGAN):
 
     def check(self) -> None:
         super().check()
-        if int(self.params["n_critic"]) < 1:
-            raise UsageError(f"method 'wgan-gp': n_critic must be >= 1, got {self.params['n_critic']}")
-        if float(self.params["gp_lambda"]) < 0:
-            raise UsageError(f"method 'wgan-gp': gp_lambda must be >= 0, got {self.params['gp_lambda']}")
-        if not float(self.params["lr"]) > 0:
-            raise UsageError(f"method 'wgan-gp': lr must be > 0, got {self.params['lr']}")
+        self.require(1, "n_critic")
+        self.require(0, "gp_lambda")
+        self.require(0, "lr", strict=True)
 
     @property
     def critic_steps(self) -> int:  # type: ignore[override]

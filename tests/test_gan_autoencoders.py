@@ -19,11 +19,7 @@ SHAPES = [(1, 8, 8), (3, 8, 8), (1, 16, 16), (1, 28, 28), (3, 28, 28), (1, 32, 3
 
 
 def make_ctx(train, seed=0, budget=SMOKE):
-    ctx = tiny_context(train, seed=seed)
-    ctx.budget = {"gan": dict(budget)}
-    ctx.cache_dir = None
-    ctx.source = None
-    return ctx
+    return tiny_context(train, seed=seed, gan=budget)
 
 
 def trained(cls, train, seed=0, budget=SMOKE, **params):

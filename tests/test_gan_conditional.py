@@ -26,11 +26,7 @@ MINORITY_LABELS = torch.tensor([1, 2, 2, 1, 2, 1, 1])  # dcgan has generators fo
 
 
 def _ctx(train, seed=0, budget=SMOKE):
-    ctx = tiny_context(train, seed=seed)
-    ctx.budget = {"gan": dict(budget)}
-    ctx.cache_dir = None
-    ctx.source = None
-    return ctx
+    return tiny_context(train, seed=seed, gan=budget)
 
 
 def _fit(name, train, seed=0, budget=SMOKE, **params):

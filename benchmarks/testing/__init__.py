@@ -43,12 +43,14 @@ def tiny_imageset(counts=(24, 8, 3), shape=(1, 8, 8), seed: int = 0) -> ImageSet
     return ImageSet(torch.cat(images), torch.tensor(labels), [f"c{c}" for c in range(len(counts))])
 
 
-def tiny_context(train: ImageSet, seed: int = 0, epochs: int = 4) -> Context:
+def tiny_context(train: ImageSet, seed: int = 0, epochs: int = 4, gan: dict | None = None) -> Context:
+    """A Context for ``train`` with a tiny budget (``gan`` replaces the default GAN budget); no
+    cache, no source (so generative methods skip the sample-quality step)."""
     counts = train.counts()
+    gan = dict(gan) if gan is not None else {"steps": 100, "batch_size": 16, "lr": 2.0e-4, "feature_epochs": 1}
     return Context(track="classification", class_names=list(train.class_names), class_counts=counts,
                    minority=[c for c, n in enumerate(counts) if n < max(counts)], seed=seed,
-                   budget={"epochs": epochs, "batch_size": 16, "lr": 0.05,
-                           "gan": {"steps": 100, "batch_size": 16, "lr": 2.0e-4, "feature_epochs": 1}},
+                   budget={"epochs": epochs, "batch_size": 16, "lr": 0.05, "gan": gan},
                    dataset="tiny", epochs=epochs, data_key={"dataset": "tiny", "seed": seed})
 
 
