@@ -17,42 +17,37 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from ..data_recipes.imageset import ImageSet
-from ..tasks.classification.train import predict
 
 QUALITY_NOTES = ("FID/KID on the domain classifier's 128-d penultimate features (no Inception "
                  "weights); FID from < 2048 samples is biased upward — compare only at equal n")
 
 
-class EmbedFeatures(torch.nn.Module):
-    """torchmetrics feature extractor: uint8 (B, C, H, W) -> float64 ``classifier.embed`` on CPU.
+class GivenFeatures(torch.nn.Module):
+    """torchmetrics "feature extractor" for features computed beforehand: the identity.
 
-    ``num_features`` stops torchmetrics probing with a 3x299x299 dummy image.  The classifier is
-    held outside the module tree, so ``Metric.set_dtype`` / ``.to`` never touch its weights.
+    Each image is embedded once (``embed``) and the same features feed FID, KID and CAS.
+    ``num_features`` stops torchmetrics probing with a 3x299x299 dummy image.
     """
 
-    def __init__(self, classifier: torch.nn.Module, device, num_features: int, batch_size: int = 512):
+    def __init__(self, num_features: int):
         super().__init__()
-        self._net = (classifier,)  # a tuple: not registered as a submodule
-        self.device = torch.device(device)
         self.num_features = int(num_features)
-        self.batch_size = batch_size
 
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        net = self._net[0]
-        out = [net.embed(images[s:s + self.batch_size].to(self.device).float().div_(255.0)).double().cpu()
-               for s in range(0, len(images), self.batch_size)]
-        return torch.cat(out) if out else torch.zeros(0, self.num_features, dtype=torch.float64)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+@torch.no_grad()
+def embed(classifier: torch.nn.Module, images: torch.Tensor, device, batch_size: int = 512) -> torch.Tensor:
+    """``classifier.embed`` of uint8 images (N, C, H, W), float32 on the CPU."""
+    out = [classifier.embed(images[s:s + batch_size].to(device).float().div_(255.0)).cpu()
+           for s in range(0, len(images), batch_size)]
+    return torch.cat(out)
 
 
 def _mean(values) -> float | None:
     kept = [v for v in values if v is not None]
     return float(np.mean(kept)) if kept else None
-
-
-def _num_features(classifier, shape, device) -> int:
-    with torch.no_grad():
-        return int(classifier.embed(torch.zeros(2, *shape, device=device)).shape[-1])
 
 
 def _finite(x: torch.Tensor) -> float | None:
@@ -82,8 +77,10 @@ def sample_quality(real: ImageSet, fake: ImageSet, classifier: torch.nn.Module, 
         return out
     was_training = classifier.training
     classifier.eval()
-    feats = EmbedFeatures(classifier, device, _num_features(classifier, fake.image_shape, device))
-    pred = predict(classifier, fake.images, device)
+    fake_feats = embed(classifier, fake.images, device)
+    with torch.no_grad():  # CAS: the classifier's head on the same features (= classifier(images))
+        pred = classifier.classifier(fake_feats.to(device)).argmax(1).cpu().numpy()
+    feats = GivenFeatures(fake_feats.shape[1])
     fake_labels = fake.labels.numpy()
     for c in range(K):
         if n_fake[c] == 0:
@@ -91,19 +88,20 @@ def sample_quality(real: ImageSet, fake: ImageSet, classifier: torch.nn.Module, 
         out["cas_per_class"][c] = float(np.mean(pred[fake_labels == c] == c))
         if n_real[c] < 2 or n_fake[c] < 2:
             continue
-        r_img, f_img = real.images[real.labels == c], fake.images[fake.labels == c]
+        r_feat = embed(classifier, real.images[real.labels == c], device).double()
+        f_feat = fake_feats[fake.labels == c].double()
         fid = FrechetInceptionDistance(feature=feats, reset_real_features=True)
         fid.set_dtype(torch.float64)
-        fid.update(r_img, real=True)
-        fid.update(f_img, real=False)
+        fid.update(r_feat, real=True)
+        fid.update(f_feat, real=False)
         out["fid_per_class"][c] = _finite(fid.compute().clamp_min(0.0))  # tiny negatives: round-off
         m = min(int(kid_subset_max), n_real[c], n_fake[c])
         with warnings.catch_warnings():  # "will save all extracted features": one class is small enough
             warnings.filterwarnings("ignore", message=".*save all extracted features.*")
             kid = KernelInceptionDistance(feature=feats, subsets=kid_subsets, subset_size=m)
         kid.set_dtype(torch.float64)
-        kid.update(r_img, real=True)
-        kid.update(f_img, real=False)
+        kid.update(r_feat, real=True)
+        kid.update(f_feat, real=False)
         with torch.random.fork_rng(devices=[]):  # KID draws subsets from the global CPU RNG
             torch.manual_seed(seed * 1_000_003 + c)
             k_mean, k_std = kid.compute()
