@@ -1,25 +1,12 @@
 """Standard on-the-fly augmentation suited to the dataset (digits-like or natural images)."""
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
 from ..benchmarks.errors import UsageError
 from ..benchmarks.method import Context, Method
 from ..benchmarks.plugins import register_method
-
-POLICIES = ("auto", "digits", "natural")
-DIGIT_DATASETS = ("digits", "mnist", "fashion-mnist", "kmnist", "emnist")
-NO_FLIP = ("svhn", "digits", "mnist", "kmnist", "emnist")  # flipping changes what a digit/glyph is
-
-
-def resolve_policy(policy: str, channels: int, dataset: str) -> str:
-    if policy != "auto":
-        return policy
-    name = dataset.lower()
-    return "digits" if channels == 1 or name in DIGIT_DATASETS else "natural"
+from ..tasks.classification.augmentation import POLICIES, apply_policy, resolve_policy
 
 
 @register_method
@@ -60,31 +47,4 @@ class Augment(Method):
             self._gen = ctx.generator(self.name)
         policy = resolve_policy(self.params["policy"], x.shape[1], ctx.dataset)
         ctx.note("augment_policy", policy)
-        if policy == "digits":
-            return _affine(x, self._gen), y
-        return _crop_flip(x, self._gen, flip=ctx.dataset.lower() not in NO_FLIP), y
-
-
-def _affine(x: torch.Tensor, gen: torch.Generator, degrees: float = 10.0, translate: float = 0.1):
-    b = x.shape[0]
-    angle = (torch.rand(b, generator=gen) * 2 - 1) * math.radians(degrees)
-    shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * translate * 2  # normalised coords span 2
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp_(0, 1)
-
-
-def _crop_flip(x: torch.Tensor, gen: torch.Generator, flip: bool):
-    b, _, h, w = x.shape
-    pad = max(h // 8, 1)
-    offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=gen).to(x.device)
-    flips = (torch.rand(b, generator=gen) < 0.5).to(x.device)
-    padded = F.pad(x, (pad, pad, pad, pad))
-    rows = offsets[:, :1] + torch.arange(h, device=x.device)  # (B, H)
-    cols = offsets[:, 1:] + torch.arange(w, device=x.device)  # (B, W)
-    out = padded[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
-    out = out.permute(0, 3, 1, 2).contiguous()  # (B, H, W, C) -> (B, C, H, W)
-    if flip:
-        out = torch.where(flips[:, None, None, None], out.flip(-1), out)
-    return out
+        return apply_policy(policy, x, self._gen, ctx.dataset), y

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
+import traceback
+from datetime import datetime
 from pathlib import Path
 
 from .errors import UsageError, unknown
@@ -10,7 +14,9 @@ from .executors import make_executor, resolve_jobs
 from .plugins import METHODS, load_methods
 from .profiles import profiles
 from .runner import resolve_device, run_cells, validate
-from .suite import Overrides, expand, load_suite, parse_ints, suite_names
+from .identity import labels
+from .runlock import RunLock
+from .suite import Overrides, dedupe, expand, load_suite, parse_ints, suite_names
 
 LS_KINDS = ("methods", "datasets", "recipes", "models", "profiles", "suites", "tracks")
 
@@ -47,22 +53,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ir", help="imbalance ratio(s), e.g. 10,50 (sets the recipes' ir)")
     run.add_argument("--methods", help="method spec(s) name[:key=value...], or all|baseline|gan")
     run.add_argument("--model", help="model name(s), comma-separated")
-    run.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-4")
+    run.add_argument("--seeds", help="training seeds (initialisation, batch order, augmentation, generators), "
+                                     "e.g. 0,1,2 or 0-4")
+    run.add_argument("--subset-seed", help="seed(s) of which images the recipe keeps (default 0: one fixed "
+                                           "subset, paired across methods and training seeds)")
     run.add_argument("--profile", help="smoke | quick | paper | PROFILE.yaml")
+    run.add_argument("--budget-unit", help="steps (every method makes erm's optimizer steps) | epochs "
+                                           "(epochs over each method's own set); overrides the profile")
     run.add_argument("--blend", help="generative methods: 'full' (every class up to the largest) or a fraction of each deficit")
     run.add_argument("--out", help="output folder (default ./runs/<suite>)")
     run.add_argument("--cache-dir", help="generator / feature-extractor cache (default <out>/../cache)")
     run.add_argument("--no-cache", action="store_true", help="train every generator afresh and store nothing")
-    run.add_argument("--resume", action="store_true", help="skip cells already recorded in --out")
+    run.add_argument("--resume", action="store_true", help="skip cells already recorded in --out; retry failed ones")
+    run.add_argument("--no-retry", action="store_true", help="with --resume: skip failed cells too")
     run.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     run.add_argument("--jobs", help="worker processes, or auto (default; $IMBENCH_JOBS overrides): one 1-thread "
                                     "worker per CPU core on a CPU, 1 on CUDA; 1 runs in this process")
     run.add_argument("--plugin", action="append", default=[], help="module:attr of a method plugin (repeatable)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     ls = sub.add_parser("ls", help="list methods, datasets, recipes, models, profiles, suites or tracks")
     ls.add_argument("kind", help=" | ".join(LS_KINDS))
     ls.add_argument("--track", help="only what supports this track")
     ls.add_argument("--plugin", action="append", default=[], help="module:attr of a method plugin")
+    ls.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return p
 
 
@@ -75,11 +89,14 @@ def cmd_run(args) -> int:
         datasets=_csv(args.dataset), recipes=_csv(args.recipe), ir=_floats(args.ir, "--ir"),
         methods=_csv(args.methods), models=_csv(args.model),
         seeds=None if args.seeds is None else parse_ints(args.seeds, "--seeds"),
-        profile=args.profile, split_seed=args.split_seed, blend=args.blend,
+        subset_seeds=None if args.subset_seed is None else parse_ints(args.subset_seed, "--subset-seed"),
+        profile=args.profile, split_seed=args.split_seed, blend=args.blend, budget_unit=args.budget_unit,
     )
     if overrides.ir is not None and any(v < 1 for v in overrides.ir):
         raise UsageError(f"--ir must be at least 1, got {args.ir}")
-    cells = expand(suite, overrides)
+    if args.no_retry and not args.resume:
+        raise UsageError("--no-retry only makes sense with --resume")
+    cells, repeats = dedupe(expand(suite, overrides))
     out = Path(args.out or Path("runs") / suite["name"])
     runtime = {
         "out": str(out.resolve()), "data_root": args.data_root,
@@ -90,16 +107,26 @@ def cmd_run(args) -> int:
     if args.data_path and not Path(args.data_path).exists():
         raise UsageError(f"--data-path {args.data_path} does not exist")
     jobs = resolve_jobs(args.jobs, device=runtime["device"], cells=len(cells))
-    validate(cells, runtime)
-    if not args.quiet:
-        workers = "in this process" if jobs == 1 else f"{jobs} worker processes"
-        print(f"imbench: suite {suite['name']}: {len(cells)} cells on {runtime['device']}, {workers} -> {out}",
-              file=sys.stderr)
-    result = run_cells(cells, runtime, make_executor(jobs), resume=args.resume, quiet=args.quiet)
-    written = write_leaderboard(result["records"], out)
+    cells = validate(cells, runtime)
+    _make_dir(out, "--out")
+    if runtime["cache_dir"]:
+        _make_dir(Path(runtime["cache_dir"]), "--cache-dir")
+    with RunLock(out):
+        if repeats:
+            names = sorted({labels(c)["cell"] for c in repeats})
+            print(f"imbench: {len(repeats)} duplicate cell(s) listed more than once run once: {', '.join(names[:3])}"
+                  f"{', ...' if len(names) > 3 else ''}", file=sys.stderr)
+        if not args.quiet:
+            workers = "in this process" if jobs == 1 else f"{jobs} worker processes"
+            print(f"imbench: suite {suite['name']}: {len(cells)} cells on {runtime['device']}, {workers} -> {out}",
+                  file=sys.stderr)
+        result = run_cells(cells, runtime, make_executor(jobs), resume=args.resume, quiet=args.quiet,
+                           retry=not args.no_retry)
+        written = write_leaderboard(result["records"], out)
     print(format_table(leaderboard(result["records"])))
     print()
-    print(f"records:     {out / 'records'} ({len(result['records'])} cells, {result['ran']} run now, "
+    retried = f" ({result['retried']} retried)" if result["retried"] else ""
+    print(f"records:     {out / 'records'} ({len(result['records'])} cells, {result['ran']} run now{retried}, "
           f"{result['skipped']} resumed)")
     for path in written:
         print(f"leaderboard: {path}")
@@ -109,6 +136,16 @@ def cmd_run(args) -> int:
             print(f"  {r['label']}: {r['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _make_dir(path: Path, flag: str) -> None:
+    """Create ``path`` (and parents) or fail with a one-line usage error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {flag} {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write into {flag} {path}: permission denied")
 
 
 def cmd_ls(args) -> int:
@@ -164,7 +201,11 @@ def _print_table(header, rows) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 all cells ok; 1 some cells failed (recorded); 2 bad input (one line, nothing
+    written); 3 internal error (one line and the path of a log with the traceback; ``--debug``
+    prints the traceback instead); 130 interrupted."""
     parser = build_parser()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -176,6 +217,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("imbench: interrupted; finished cells are recorded, rerun with --resume to go on", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - an internal error: one line and a log
+        if debug:
+            traceback.print_exc()
+            return 3
+        log = _error_log(exc)
+        first = (str(exc).splitlines() or [""])[0]
+        print(f"imbench: internal error: {type(exc).__name__}: {first} (traceback in {log}; "
+              "--debug shows it)", file=sys.stderr)
+        return 3
+
+
+def _error_log(exc: BaseException) -> str:
+    """Write the traceback (with a pool worker's remote traceback) to a log file; its path."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    fd, path = tempfile.mkstemp(prefix=f"imbench-error-{stamp}-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(" ".join(["imbench", *sys.argv[1:]]) + "\n\n")
+        fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    return path
 
 
 def entry() -> None:

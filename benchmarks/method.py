@@ -47,7 +47,9 @@ class Context:
     generated samples; never train the benchmarked model on its test split); ``data_key`` what
     identifies the cell's data (source fingerprint, split, recipe, seed: a cache key part);
     ``artifacts_dir`` / ``artifact_stem`` where a method may save files (e.g. sample grids),
-    None when the cell is not run by the runner.
+    None when the cell is not run by the runner; ``test`` the cell's evaluation split (in the
+    recipe's label space) for *assessing generated samples only* (CAS: train on generated, test
+    on real) -- a method must never train the benchmarked model on it; None outside the runner.
     """
 
     track: str
@@ -69,6 +71,7 @@ class Context:
     data_key: dict = field(default_factory=dict)
     artifacts_dir: Path | None = None
     artifact_stem: str = "cell"
+    test: Any = None
 
     @property
     def num_classes(self) -> int:
@@ -100,7 +103,7 @@ class Method:
     """
 
     name: ClassVar[str] = ""
-    family: ClassVar[str] = "baseline"  # "baseline" or "gan"
+    family: ClassVar[str] = "baseline"  # "baseline", "gan", or "hybrid" (benchmarks.composite)
     tracks: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
@@ -154,7 +157,18 @@ class Method:
 
 
 def _coerce(method: str, key: str, value: Any, default: Any) -> Any:
-    if default is None or not isinstance(value, str) or isinstance(default, str):
+    """``value`` in the type of ``default``: command-line text is parsed, and numbers are
+    normalised (``1`` for a float parameter is ``1.0``, ``2.0`` for an int one is ``2``), so
+    the same setting written in YAML or on the command line is one cell."""
+    if default is None or isinstance(default, str):
+        return value
+    if not isinstance(value, str):
+        if isinstance(value, bool) or isinstance(default, bool):
+            return value
+        if isinstance(default, float) and isinstance(value, int):
+            return float(value)
+        if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+            return int(value)
         return value
     try:
         if isinstance(default, bool):

@@ -88,5 +88,15 @@ def load_methods(plugins: tuple[str, ...] | list[str] = ()) -> Registry[type[Met
     return METHODS
 
 
+def method_class(name: str) -> type[Method]:
+    """The class of method ``name``; ``"a+b"`` gives the hybrid of ``a`` then ``b``
+    (see :mod:`.composite`)."""
+    from .composite import composite_class, is_composite
+
+    if is_composite(name):
+        return composite_class(name, METHODS.get)
+    return METHODS.get(name)
+
+
 def create_method(name: str, **params) -> Method:
-    return METHODS.get(name)(**params)
+    return method_class(name)(**params)

@@ -9,6 +9,8 @@ import yaml
 from .errors import UsageError, unknown
 
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
+BUDGET_UNITS = ("steps", "epochs")
+AUGMENT_POLICIES = ("none", "auto", "digits", "natural")
 
 
 @lru_cache(maxsize=None)
@@ -39,4 +41,13 @@ def budget(profile: str, track: str) -> dict:
         block = table[profile]
     if track not in block:
         raise UsageError(f"profile {profile!r} has no budgets for track {track!r}")
-    return dict(block[track])
+    out = dict(block[track])
+    out.setdefault("budget_unit", "steps")
+    out.setdefault("augment", "none")
+    if out["budget_unit"] not in BUDGET_UNITS:
+        raise UsageError(f"profile {profile!r}: budget_unit must be one of {', '.join(BUDGET_UNITS)}, "
+                         f"got {out['budget_unit']!r}")
+    if out["augment"] not in AUGMENT_POLICIES:
+        raise UsageError(f"profile {profile!r}: augment must be one of {', '.join(AUGMENT_POLICIES)}, "
+                         f"got {out['augment']!r}")
+    return out

@@ -1,14 +1,15 @@
 """Run records: one JSON file per cell, written atomically and never rewritten.
 
 A record holds ``status`` (``ok`` / ``failed``), ``error``, the resolved ``config`` and its
-``config_hash``, ``track``, ``method``, ``dataset``, ``recipe``, ``model``, ``profile``,
-``seed``, ``class_counts``, ``metrics``, ``timings`` (prepare / train / evaluate / total
+``config_hash`` (the cell's identity, see ``identity.py``), ``setting_hash`` (the same without
+the seeds: what a leaderboard row averages over), ``labels``, ``track``, ``method``, ``dataset``,
+``recipe``, ``model``, ``profile``, ``subset_seed``, ``seed``, ``attempts`` (earlier failed
+attempts of this cell), ``training`` (budget unit, optimizer steps, images seen), ``class_counts``, ``metrics``, ``timings`` (prepare / train / evaluate / total
 seconds), ``extras`` (what the method noted), ``data`` (how the source and split were made),
 ``versions``, ``git`` (SHA and dirty flag), ``device``, ``threads``, ``created``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -18,32 +19,34 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-RECORD_VERSION = 1
+from .identity import config_hash
+
+RECORD_VERSION = 2
 _PACKAGES = ("imbench", "torch", "torchvision", "numpy", "scikit-learn", "imbalanced-learn",
              "torchmetrics", "pandas")
 
 
-def config_hash(config: dict) -> str:
-    """A stable hash of a resolved cell configuration."""
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 def record_name(cell: dict) -> str:
-    from .suite import recipe_label
+    """``<track>_<dataset>_<recipe>_<method>_<model>_s<seed>_<config hash>.json`` (readable parts
+    from the labels, shortened; the hash is what makes the name unique)."""
+    from .identity import method_label, recipe_label
 
     recipe = recipe_label(cell["recipe"]).replace("(", "-").replace(")", "").replace(",", "-").replace("=", "")
-    parts = [cell["track"], cell["dataset"]["name"], recipe, cell["method"]["name"], cell["model"],
-             f"s{cell['seed']}", config_hash(cell)]
-    return "_".join(p.replace("/", "-") for p in parts) + ".json"
+    method = method_label(cell["method"]).replace(":", "-").replace("=", "")
+    subset = f"d{cell['subset_seed']}-" if cell.get("subset_seed") else ""
+    parts = [cell["track"], cell["dataset"]["name"], recipe[:60], method[:60], cell["model"],
+             f"{subset}s{cell['seed']}", config_hash(cell)]
+    return "_".join(p.replace("/", "-").replace(":", "-") for p in parts) + ".json"
 
 
 def record_path(out: Path, cell: dict) -> Path:
     return Path(out) / "records" / record_name(cell)
 
 
-def write_record(path: Path, record: dict) -> None:
-    """Write ``record`` to ``path`` atomically; refuse to replace an existing record."""
+def write_record(path: Path, record: dict, *, replace_failed: bool = False) -> None:
+    """Write ``record`` to ``path`` atomically. A record is never rewritten, except a failed one
+    when ``replace_failed`` (a retry under ``--resume``; the new record keeps the old error under
+    ``attempts``). Another record already at ``path`` raises ``RecordExistsError``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     try:
@@ -51,9 +54,19 @@ def write_record(path: Path, record: dict) -> None:
             json.dump(record, fh, indent=1, sort_keys=True, allow_nan=False, default=_jsonable)
             fh.flush()
             os.fsync(fh.fileno())
-        os.link(tmp, path)  # fails if the record exists: records are never rewritten
+        try:
+            os.link(tmp, path)  # fails if the record exists: records are never rewritten
+        except FileExistsError:
+            if not (replace_failed and read_record(path).get("status") == "failed"):
+                raise RecordExistsError(f"a record already exists at {path}; records are never rewritten") from None
+            os.replace(tmp, path)
     finally:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class RecordExistsError(RuntimeError):
+    """A second write to one record path (two writers on one --out)."""
 
 
 def _jsonable(obj):

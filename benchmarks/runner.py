@@ -12,9 +12,9 @@ from tqdm.auto import tqdm
 
 from ..tasks import get_track
 from .errors import UsageError
-from .plugins import METHODS, load_methods
-from .records import RECORD_VERSION, config_hash, git_state, read_record, record_path, versions, write_record
-from .suite import cell_label
+from .identity import config_hash, labels, setting_hash
+from .plugins import load_methods, method_class
+from .records import RECORD_VERSION, git_state, read_record, record_path, versions, write_record
 
 
 def resolve_device(name: str) -> str:
@@ -27,67 +27,90 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def validate(cells: list[dict], runtime: dict) -> None:
-    """Load data and apply every distinct recipe once, so impossible cells fail before any write."""
-    seen = set()
+def validate(cells: list[dict], runtime: dict) -> list[dict]:
+    """Load the data and apply every distinct recipe once, so impossible cells fail before any
+    write; returns the cells with the content fingerprint of their data (``dataset.fingerprint``)
+    added, which makes it part of each cell's identity."""
+    seen: dict[str, dict] = {}
+    out = []
     for cell in cells:
-        key = config_hash({k: cell[k] for k in ("track", "dataset", "recipe", "seed", "model")})
+        key = config_hash({k: cell[k] for k in ("track", "dataset", "recipe", "subset_seed", "model")})
         if key not in seen:
-            seen.add(key)
-            get_track(cell["track"]).validate(cell, runtime)
+            seen[key] = get_track(cell["track"]).validate(cell, runtime) or {}
+        out.append({**cell, "dataset": {**cell["dataset"], **seen[key]}})
+    return out
 
 
-def execute_cell(cell: dict, runtime: dict, progress: bool = False) -> dict:
-    """Run one cell and write its record (ok or failed). Returns a short summary."""
+def _attempt(record: dict) -> dict:
+    """What a new record keeps of an earlier failed attempt of the same cell."""
+    return {"error": record.get("error"), "created": record.get("created"), "git": record.get("git"),
+            "device": record.get("device")}
+
+
+def execute_cell(cell: dict, runtime: dict, progress: bool = False, previous: dict | None = None) -> dict:
+    """Run one cell and write its record (ok or failed). Returns a short summary. ``previous``
+    is the failed record this run retries (its error is kept under ``attempts``)."""
     load_methods(tuple(runtime.get("plugins", ())))
     track = get_track(cell["track"])
     path = record_path(Path(runtime["out"]), cell)
+    names = labels(cell)
     record = {
         "record_version": RECORD_VERSION, "config": cell, "config_hash": config_hash(cell),
+        "setting_hash": setting_hash(cell), "labels": names,
         "track": cell["track"], "dataset": cell["dataset"]["name"], "recipe": cell["recipe"],
         "method": cell["method"]["name"], "method_params": cell["method"]["params"],
         "model": cell["model"], "profile": cell["profile"]["name"], "seed": cell["seed"],
+        "subset_seed": cell.get("subset_seed", 0),
         "device": runtime["device"], "threads": torch.get_num_threads(),
-        "versions": versions(), "git": git_state(), "label": cell_label(cell),
+        "versions": versions(), "git": git_state(), "label": names["cell"],
+        "attempts": [*previous.get("attempts", []), _attempt(previous)] if previous else [],
     }
     runtime = {**runtime, "record_stem": path.stem}
     start = time.perf_counter()
     try:
-        cls = METHODS.get(cell["method"]["name"])
+        cls = method_class(cell["method"]["name"])
         record.update(method_family=cls.family, method_hooks=cls.hooks())
         outcome = track.run(cell, cls(**cell["method"]["params"]), runtime, progress)
         record.update(status="ok", error=None, metrics=outcome.metrics, class_counts=outcome.class_counts,
-                      timings=outcome.timings, extras=outcome.extras, data=outcome.data)
+                      timings=outcome.timings, extras=outcome.extras, data=outcome.data,
+                      training=outcome.training)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a failing method is recorded, the suite goes on
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(),
-                      metrics={}, class_counts={}, timings={})
+                      metrics={}, class_counts={}, timings={}, training={})
     record["timings"]["total_s"] = time.perf_counter() - start
     record["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_record(path, record)
+    write_record(path, record, replace_failed=previous is not None)
     headline = record["metrics"].get(track.headline_metric)
     return {"path": str(path), "status": record["status"], "label": record["label"],
             "error": record["error"], "headline": headline, "metric": track.headline_metric}
 
 
-def run_cells(cells: list[dict], runtime: dict, executor, *, resume: bool, quiet: bool) -> dict:
-    """Run the cells not yet recorded; returns counts and the summaries of what ran."""
+def run_cells(cells: list[dict], runtime: dict, executor, *, resume: bool, quiet: bool,
+              retry: bool = True) -> dict:
+    """Run the cells not yet recorded (and, under ``resume``, retry the failed ones unless
+    ``retry`` is False); returns counts and the summaries of what ran."""
     out = Path(runtime["out"])
     paths = [record_path(out, c) for c in cells]
-    done = [p.exists() for p in paths]
-    if any(done) and not resume:
-        raise UsageError(f"{sum(done)} of these {len(cells)} cells are already recorded in {out}; "
-                         "pass --resume to skip them, or --out to write elsewhere")
-    todo = [c for c, d in zip(cells, done) if not d]
+    existing = [read_record(p) if p.exists() else None for p in paths]
+    done = sum(r is not None for r in existing)
+    if done and not resume:
+        raise UsageError(f"{done} of these {len(cells)} cells are already recorded in {out}; "
+                         "pass --resume to skip them (and retry the failed ones), or --out to write elsewhere")
+    todo = [(c, r) for c, r in zip(cells, existing)
+            if r is None or (retry and r.get("status") != "ok")]
+    retried = sum(r is not None for _, r in todo)
     skipped = len(cells) - len(todo)
-    if not quiet and skipped:
-        print(f"resuming: {skipped} cell(s) already recorded, {len(todo)} to run", file=sys.stderr)
+    if not quiet and done:
+        kept_failed = sum(r is not None and r.get("status") != "ok" for r in existing) - retried
+        print(f"resuming: {skipped} cell(s) already recorded ({kept_failed} failed, not retried), "
+              f"{retried} failed cell(s) retried, {len(todo) - retried} to run", file=sys.stderr)
     serial = executor.jobs == 1
     summaries = []
     bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=quiet, file=sys.stderr)
     try:
-        tasks = ((c, runtime, serial and not quiet) for c in todo)
+        tasks = ((c, runtime, serial and not quiet, r) for c, r in todo)
         for summary in executor.run(execute_cell, tasks):
             summaries.append(summary)
             bar.update(1)
@@ -99,4 +122,4 @@ def run_cells(cells: list[dict], runtime: dict, executor, *, resume: bool, quiet
         bar.close()
     records = [read_record(p) for p in paths]
     failed = [r for r in records if r["status"] != "ok"]
-    return {"records": records, "ran": len(todo), "skipped": skipped, "failed": failed}
+    return {"records": records, "ran": len(todo), "retried": retried, "skipped": skipped, "failed": failed}

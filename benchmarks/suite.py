@@ -2,8 +2,11 @@
 
 A suite file has a ``name``, a ``description`` and ``grids``; each grid names a ``track``,
 ``datasets``, ``recipes`` (``{name: R, param: value-or-list}``; lists expand), ``methods``
-(names or specs ``name:key=value``, or ``all`` / ``baseline`` / ``gan``), ``models``,
-``seeds`` and a ``profile``. A method that does not support a grid's track is left out of it.
+(names or specs ``name:key=value``, hybrids ``a:key=value+b``, mappings ``{name: focal, gamma: 1}``
+or ``{name: smote+ldam-drw, smote: {k_neighbors: 3}}``, or ``all`` / ``baseline`` / ``gan``),
+``models``, ``seeds`` (training randomness), ``subset_seeds`` (which images the recipe keeps;
+default ``[0]``), ``split_seed`` and a ``profile``. A method that does not support a grid's track
+is left out of ``all``; named explicitly, it is an error.
 """
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ from pathlib import Path
 import yaml
 
 from ..tasks import TRACKS
+from .composite import is_composite, split_parts
 from .errors import UsageError, unknown
-from .plugins import METHODS
-from .profiles import budget
+from .identity import config_hash
+from .plugins import METHODS, method_class
+from .profiles import BUDGET_UNITS, budget
 
 SUITES_DIR = Path(__file__).with_name("suites")
 FAMILIES = ("all", "baseline", "gan")
@@ -89,27 +94,49 @@ class Overrides:
     methods: list[str] | None = None
     models: list[str] | None = None
     seeds: list[int] | None = None
+    subset_seeds: list[int] | None = None
     profile: str | None = None
     split_seed: int | None = None
     blend: str | None = None
+    budget_unit: str | None = None
 
 
 def _listify(v) -> list:
     return list(v) if isinstance(v, (list, tuple)) else [v]
 
 
+def _method_spec(entry) -> tuple[str, dict]:
+    """One method entry (``"name:k=v"``, ``"a:k=v+b"``, or a YAML mapping) -> (name, params);
+    a hybrid's params map each part's name to that part's params."""
+    if isinstance(entry, dict):
+        if "name" not in entry:
+            raise UsageError(f"method entry {entry!r} has no 'name'")
+        name, params = str(entry["name"]), {k: v for k, v in entry.items() if k != "name"}
+        if is_composite(name):
+            names = [parse_spec(p)[0] for p in split_parts(name)]
+            given = {n: dict(parse_spec(p)[1]) for n, p in zip(names, split_parts(name))}
+            for part, values in params.items():
+                if not isinstance(values, dict):
+                    raise UsageError(f"hybrid {name!r}: give part parameters as {{part: {{key: value}}}}, "
+                                     f"got {part}: {values!r}")
+                given.setdefault(part, {}).update(values)
+            return "+".join(names), given
+        return name, params
+    parts = [parse_spec(p) for p in split_parts(entry)]
+    if len(parts) == 1:
+        return parts[0]
+    return "+".join(n for n, _ in parts), {n: p for n, p in parts}
+
+
 def _method_specs(entries: list, track: str) -> list[tuple[str, dict]]:
     specs: list[tuple[str, dict]] = []
     for entry in entries:
-        if isinstance(entry, dict):
-            specs.append((entry["name"], {k: v for k, v in entry.items() if k != "name"}))
-            continue
-        name, params = parse_spec(entry)
-        if name in FAMILIES:
+        if isinstance(entry, str) and entry.strip() in FAMILIES:
+            family = entry.strip()
             specs += [(n, {}) for n in METHODS.names(
-                where=lambda c: c.supports(track) and name in ("all", c.family))]
+                where=lambda c: c.supports(track) and family in ("all", c.family))]
         else:
-            specs.append((name, params))
+            specs.append(_method_spec(entry))
     return specs
 
 
@@ -132,8 +159,23 @@ def _recipe_grid(entries: list, ir: list[float] | None, track_obj) -> list[tuple
     return out
 
 
+def _resolve_method(name: str, params: dict, track: str, blend: str | None) -> dict:
+    cls = method_class(name)
+    if not cls.supports(track):
+        raise UsageError(f"method {name!r} does not support track {track!r} (it supports {', '.join(cls.tracks)})")
+    if blend is not None:
+        if getattr(cls, "part_names", None):
+            params = {n: ({**params.get(n, {}), "blend": blend}
+                          if "blend" in cls.defaults[n] and "blend" not in params.get(n, {}) else params.get(n, {}))
+                      for n in cls.part_names}
+        elif "blend" in cls.defaults and "blend" not in params:
+            params = {**params, "blend": blend}
+    families = getattr(cls, "families", (cls.family,))
+    return {"name": name, "params": cls(**params).params, "generative": "gan" in families}
+
+
 def expand(suite: dict, ov: Overrides) -> list[dict]:
-    """The suite's cells (resolved configurations), in run order."""
+    """The suite's cells (resolved configurations), in run order; duplicates kept (see ``dedupe``)."""
     cells = []
     for grid in suite["grids"]:
         track = grid.get("track")
@@ -142,26 +184,27 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
         tr = TRACKS.get(track)
         profile = ov.profile or grid.get("profile", "quick")
         bud = budget(profile, track)
+        if ov.budget_unit is not None:
+            if ov.budget_unit not in BUDGET_UNITS:
+                raise UsageError(f"--budget-unit must be one of {', '.join(BUDGET_UNITS)}, got {ov.budget_unit!r}")
+            bud["budget_unit"] = ov.budget_unit
         datasets = ov.datasets or _listify(grid.get("datasets", [tr.default_dataset]))
         for d in datasets:
             tr.datasets().get(d)
         recipes = _recipe_grid(ov.recipes or _listify(grid.get("recipes", [])), ov.ir, tr)
-        methods = _method_specs(ov.methods or _listify(grid.get("methods", ["all"])), track)
-        resolved_methods = []
-        for name, params in methods:
-            cls = METHODS.get(name)
-            if not cls.supports(track):
-                raise UsageError(f"method {name!r} does not support track {track!r} (it supports {', '.join(cls.tracks)})")
-            if ov.blend is not None and "blend" in cls.defaults and "blend" not in params:
-                params = {**params, "blend": ov.blend}
-            resolved_methods.append({"name": name, "params": cls(**params).params, "family": cls.family})
+        methods = [_resolve_method(n, p, track, ov.blend)
+                   for n, p in _method_specs(ov.methods or _listify(grid.get("methods", ["all"])), track)]
         models = ov.models or _listify(grid.get("models", [tr.default_model]))
         for m in models:
             tr.models().get(m)
-        seeds = ov.seeds if ov.seeds is not None else [int(s) for s in _listify(grid.get("seeds", [0]))]
+        seeds = ov.seeds if ov.seeds is not None else _ints(grid.get("seeds", [0]), "seeds")
+        subsets = ov.subset_seeds if ov.subset_seeds is not None else _ints(grid.get("subset_seeds", [0]), "subset_seeds")
         split_seed = ov.split_seed if ov.split_seed is not None else int(grid.get("split_seed", 0))
-        for d, (rname, rparams), model, method, seed in itertools.product(
-                datasets, recipes, models, resolved_methods, seeds):
+        for s in [*seeds, *subsets, split_seed]:
+            if s < 0:
+                raise UsageError(f"seeds must be >= 0, got {s}")
+        for d, (rname, rparams), model, method, subset, seed in itertools.product(
+                datasets, recipes, models, methods, subsets, seeds):
             cells.append({
                 "track": track,
                 "dataset": {"name": d, "split_seed": split_seed},
@@ -170,7 +213,8 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
                 "model": model,
                 # the generative budget belongs only to the cells of generative methods
                 "profile": {"name": Path(profile).stem,
-                            "budget": bud if method["family"] == "gan" else {k: v for k, v in bud.items() if k != "gan"}},
+                            "budget": bud if method["generative"] else {k: v for k, v in bud.items() if k != "gan"}},
+                "subset_seed": int(subset),
                 "seed": int(seed),
             })
     if not cells:
@@ -178,11 +222,19 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
     return cells
 
 
-def recipe_label(recipe: dict) -> str:
-    p = recipe["params"]
-    key = [f"{k}={p[k]:g}" if isinstance(p[k], float) else f"{k}={p[k]}" for k in ("ir", "fraction", "target", "mu") if k in p]
-    return f"{recipe['name']}({','.join(key)})" if key else recipe["name"]
+def _ints(value, what: str) -> list[int]:
+    out = []
+    for v in _listify(value):
+        out += parse_ints(v, what) if isinstance(v, str) else [int(v)]
+    return out
 
 
-def cell_label(cell: dict) -> str:
-    return f"{cell['dataset']['name']}/{recipe_label(cell['recipe'])}/{cell['method']['name']}/{cell['model']}/s{cell['seed']}"
+def dedupe(cells: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the distinct cells in first-seen order, the dropped repeats) by ``config_hash``."""
+    seen: set[str] = set()
+    unique, repeats = [], []
+    for cell in cells:
+        key = config_hash(cell)
+        (repeats if key in seen else unique).append(cell)
+        seen.add(key)
+    return unique, repeats

@@ -30,6 +30,9 @@ Minority (tail) classes, as recorded in ``minority`` and used by tail-recall met
 midpoint of the counts; the last 5 classes of CIFAR-10-LT IR 100); ``step`` and ``drop-one``:
 the classes the recipe reduced below ``n_max``; ``binary``: ``[1]``; ``intra``: ``[target]``.
 
+``info["subset_fingerprint"]`` hashes the kept indices: cells with the same subset seed (the
+``seed`` argument here; ``--subset-seed`` on the command line) train on the same images.
+
 Determinism: class order, per-class picks and the negatives' pool each draw from their own
 ``np.random.default_rng(SeedSequence([seed, stream, ...]))``; inside a class the recipe keeps
 the first ``n`` of a seeded permutation, so for one seed a smaller count is a subset of a
@@ -39,6 +42,7 @@ Floors of products such as ``fraction * n_max`` carry a 1e-9 relative tolerance 
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -282,7 +286,8 @@ def apply_recipe(source: Source, name: str, params: dict | None, seed: int) -> I
         "recipe": name, "params": dict(params), "seed": int(seed), "source": source.name,
         "class_order": list(ctx.order), "counts": counts, "minority": list(sel.minority),
         "n_max": n_max, "n_min": min(counts), "ir": max(counts) / min(counts),
-        "source_counts": list(ctx.available), **sel.info,
+        "source_counts": list(ctx.available),
+        "subset_fingerprint": hashlib.sha256(index.tobytes()).hexdigest()[:16], **sel.info,
     }
     return Imbalanced(train, test, class_names, counts, list(sel.minority), params, info, index)
 

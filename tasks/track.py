@@ -22,13 +22,15 @@ class CellOutcome:
     timings: dict[str, float]
     extras: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)  # budget unit, train_steps, images_seen
 
 
 class Track(ABC):
     """A level of the survey's taxonomy, runnable cell by cell.
 
     ``validate(cell, runtime)`` loads the data and applies the recipe without training, so a
-    suite can reject impossible cells before anything is written; ``run(cell, method,
+    suite can reject impossible cells before anything is written, and returns what identifies
+    the data read (``{"fingerprint": ...}``, merged into the cell's ``dataset``); ``run(cell, method,
     runtime, progress)`` trains and evaluates one cell and returns a :class:`CellOutcome`.
     """
 
@@ -51,8 +53,9 @@ class Track(ABC):
         """The models this track can train."""
 
     @abstractmethod
-    def validate(self, cell: dict, runtime: dict) -> None:
-        """Raise ``UsageError`` if the cell cannot run (bad data, impossible recipe)."""
+    def validate(self, cell: dict, runtime: dict) -> dict:
+        """Raise ``UsageError`` if the cell cannot run (bad data, impossible recipe); return the
+        data's identity (at least ``{"fingerprint": <content hash of the split read>}``)."""
 
     @abstractmethod
     def run(self, cell: dict, method: Method, runtime: dict, progress) -> CellOutcome:

@@ -65,3 +65,19 @@ class NoisyMeans(GenerativeOversampler):
         scale = 0.0 if self.params["constant"] else 1.0
         x = generator.mean[labels] + scale * noise * generator.std[labels]
         return x.clamp(0, 255).round().to(torch.uint8)
+
+
+class Flaky(Method):
+    """Fails while the environment variable IMBENCH_TEST_FLAKY is set (for the retry test)."""
+
+    name = "flaky"
+    tracks = ("classification",)
+    summary = "fails while IMBENCH_TEST_FLAKY is set"
+    reference = "test fixture"
+
+    def prepare(self, train, ctx):
+        import os
+
+        if os.environ.get("IMBENCH_TEST_FLAKY"):
+            raise RuntimeError("flaky failure")
+        return train

@@ -37,7 +37,7 @@ def test_small_suite_writes_records_and_leaderboard(cli, tmp_path):
     ros = [r for r in records if r["method"] == "ros"][0]
     assert set(ros["class_counts"]["trained_on"]) == {max(ros["class_counts"]["recipe"])}
     board = pd.read_csv(out / "leaderboard.csv")
-    assert sorted(board["method"]) == ["cb-loss", "erm", "ros"]
+    assert sorted(board["method"]) == ["cb-loss:beta=0.99", "erm", "ros"]
     assert (board["n_seeds"] == 2).all()
     erm = [r["metrics"]["balanced_accuracy"] for r in records if r["method"] == "erm"]
     row = board[board["method"] == "erm"].iloc[0]

@@ -14,7 +14,8 @@ In a plugin's own tests::
 
 ``check_method`` raises ``AssertionError`` naming the broken rule; it runs every hook the
 method implements on a tiny synthetic imbalanced set, twice, to check types, shapes,
-value ranges and determinism for a seed.
+value ranges and determinism for a seed. Hybrids are checked the same way:
+``check_method(method_class("smote+ldam-drw"))`` (``imbench.benchmarks.plugins.method_class``).
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def check_method(cls: type[Method], track: str = "classification") -> None:
     assert isinstance(cls, type) and issubclass(cls, Method), f"{cls!r} is not an imbench Method subclass"
     for attr in ("name", "summary", "reference"):
         assert isinstance(getattr(cls, attr), str) and getattr(cls, attr), f"{cls.__name__}: {attr} must be set"
-    assert cls.family in ("baseline", "gan"), f"{cls.name}: family must be 'baseline' or 'gan'"
+    assert cls.family in ("baseline", "gan", "hybrid"), f"{cls.name}: family must be 'baseline', 'gan' or 'hybrid'"
     assert cls.tracks and all(isinstance(t, str) for t in cls.tracks), f"{cls.name}: tracks must be declared"
     json.dumps(cls.defaults)
     assert set(cls.hooks()) <= set(HOOKS)
@@ -132,19 +133,21 @@ def check_method(cls: type[Method], track: str = "classification") -> None:
 def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str = "longtail", ir: float = 10.0,
                    plugins: tuple[str, ...] = (), seed: int = 0) -> dict:
     """Run one real cell (digits, smoke profile, small-cnn, CPU) and return its record."""
+    from ..benchmarks.composite import Composite
     from ..benchmarks.plugins import METHODS, load_methods, register_method
     from ..benchmarks.records import read_record
-    from ..benchmarks.runner import execute_cell
+    from ..benchmarks.runner import execute_cell, validate
     from ..benchmarks.suite import Overrides, expand
 
     load_methods(plugins)
     if isinstance(method, type):
-        if method.name not in METHODS:
+        if method.name not in METHODS and not issubclass(method, Composite):
             register_method(method, origin=f"test {method.__module__}")
         method = method.name
     suite = {"name": "contract", "grids": [{"track": "classification", "datasets": ["digits"],
              "recipes": [{"name": recipe, "ir": ir}], "methods": [method], "models": ["small-cnn"],
              "seeds": [seed], "profile": "smoke"}]}
-    (cell,) = expand(suite, Overrides())
-    summary = execute_cell(cell, {"out": str(out), "device": "cpu", "plugins": list(plugins)})
+    runtime = {"out": str(out), "device": "cpu", "plugins": list(plugins)}
+    (cell,) = validate(expand(suite, Overrides()), runtime)
+    summary = execute_cell(cell, runtime)
     return read_record(Path(summary["path"]))

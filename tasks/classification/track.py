@@ -23,7 +23,11 @@ def load_cell_data(cell: dict, runtime: dict):
         download=bool(runtime.get("download")), split_seed=ds.get("split_seed", 0),
         test_fraction=ds.get("test_fraction"),
     )
-    imb = apply_recipe(source, cell["recipe"]["name"], cell["recipe"]["params"], cell["seed"])
+    expected = ds.get("fingerprint")
+    if expected is not None and source.info.get("fingerprint") != expected:
+        raise RuntimeError(f"the data of {ds['name']} changed on disk since the run was planned "
+                           f"(fingerprint {source.info.get('fingerprint')}, planned {expected})")
+    imb = apply_recipe(source, cell["recipe"]["name"], cell["recipe"]["params"], cell.get("subset_seed", 0))
     return source, imb
 
 
@@ -43,12 +47,13 @@ class ClassificationTrack(Track):
     def models(self):
         return MODELS
 
-    def validate(self, cell: dict, runtime: dict) -> None:
-        _, imb = load_cell_data(cell, runtime)
+    def validate(self, cell: dict, runtime: dict) -> dict:
+        source, imb = load_cell_data(cell, runtime)
         MODELS.get(cell["model"])
         C, H, W = imb.train.image_shape
         build_model(cell["model"], in_channels=C, num_classes=len(imb.class_names), image_size=H,
                     mean=[0.5] * C, std=[0.25] * C)
+        return {"fingerprint": source.info["fingerprint"]}
 
     def run(self, cell: dict, method: Method, runtime: dict, progress) -> CellOutcome:
         device = torch.device(runtime.get("device", "cpu"))
@@ -61,9 +66,10 @@ class ClassificationTrack(Track):
             dataset=cell["dataset"]["name"], recipe=dict(cell["recipe"]), quiet=not progress,
             cache_dir=Path(runtime["cache_dir"]) if runtime.get("cache_dir") else None, source=source,
             data_key={"fingerprint": source.info.get("fingerprint"), "split": source.info.get("split"),
-                      "dataset": cell["dataset"], "recipe": cell["recipe"], "seed": seed},
+                      "dataset": cell["dataset"], "recipe": cell["recipe"],
+                      "subset_seed": cell.get("subset_seed", 0), "seed": seed},
             artifacts_dir=Path(runtime["out"]) / "samples" if runtime.get("out") else None,
-            artifact_stem=runtime.get("record_stem", "cell"),
+            artifact_stem=runtime.get("record_stem", "cell"), test=imb.test,
         )
         timings = {}
         t = time.perf_counter()
@@ -79,7 +85,7 @@ class ClassificationTrack(Track):
         model = build_model(cell["model"], in_channels=C, num_classes=len(imb.class_names), image_size=H,
                             mean=mean, std=std)
         model = method.adapt_model(model, ctx).to(device)
-        history = fit(model, train, method, ctx, progress=progress)
+        history, training = fit(model, train, method, ctx, progress=progress, reference_size=len(imb.train))
         timings["train_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -99,6 +105,7 @@ class ClassificationTrack(Track):
             metrics=metrics, class_counts=counts, timings=timings,
             extras={"history": history, **ctx.record},
             data={"source": source.info, "recipe": imb.info, "metric_notes": METRIC_NOTES},
+            training=training,
         )
 
 

@@ -2,7 +2,9 @@
 
 Budgets come from the profile (``benchmarks/profiles.yaml``): ``epochs``, ``batch_size``,
 ``lr``, ``momentum``, ``weight_decay``, ``warmup_epochs`` (linear warm-up, per epoch, as in
-LDAM-DRW's ``adjust_learning_rate``) and ``lr_steps`` ({epoch: multiplier of the base lr}).
+LDAM-DRW's ``adjust_learning_rate``), ``lr_steps`` ({epoch: multiplier of the base lr}),
+``budget_unit`` (``steps``: every method makes ``erm``'s optimizer steps; ``epochs``: epochs over
+each method's own training set) and ``augment`` (the protocol's standard augmentation).
 Images stay uint8 on the device and are scaled to [0, 1] batch by batch.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tqdm.auto import tqdm
 from ...benchmarks.method import Context, Method
 from ...data_recipes.imageset import ImageSet
 from ..track import DivergenceError
+from .augmentation import apply_policy, protocol_policy
 
 
 def learning_rate(epoch: int, budget: dict) -> float:
@@ -43,16 +46,58 @@ def _batches(n: int, batch_size: int, order: torch.Tensor):
         yield order[s:e]
 
 
-def fit(model: torch.nn.Module, train: ImageSet, method: Method, ctx: Context, progress: bool = False) -> dict:
-    """Train ``model`` in place on ``train`` with the method's hooks; returns the loss history."""
+BUDGET_UNITS = ("steps", "epochs")
+
+
+def epoch_orders(n: int, per_epoch: int, weights: torch.Tensor | None, gen: torch.Generator):
+    """Endless per-epoch index orders of ``per_epoch`` items drawn from a set of ``n``.
+
+    Without weights: successive seeded permutations of the set, cut into epochs of
+    ``per_epoch`` items (a set larger than ``per_epoch`` is walked through across epochs, a
+    smaller one repeats); with weights: ``per_epoch`` draws with replacement. When ``per_epoch
+    == n`` each epoch is one permutation (one multinomial draw), as in a plain epoch loop.
+    """
+    buffer = torch.empty(0, dtype=torch.int64)
+    while True:
+        if weights is not None:
+            yield torch.multinomial(weights, per_epoch, replacement=True, generator=gen)
+            continue
+        while len(buffer) < per_epoch:
+            buffer = torch.cat([buffer, torch.randperm(n, generator=gen)])
+        yield buffer[:per_epoch]
+        buffer = buffer[per_epoch:]
+
+
+def fit(model: torch.nn.Module, train: ImageSet, method: Method, ctx: Context, progress: bool = False,
+        reference_size: int | None = None) -> tuple[dict, dict]:
+    """Train ``model`` in place on ``train`` with the method's hooks.
+
+    The budget: ``epochs`` of ``reference_size`` items each when the profile's ``budget_unit`` is
+    ``steps`` (the default; the track passes the size of the recipe's imbalanced split, so every
+    method of a cell makes the optimizer steps ``erm`` makes, however much ``prepare`` enlarged or
+    shrank the set), or ``epochs`` over the set it is given when it is ``epochs``
+    (``reference_size=None`` means the same). The learning-rate schedule and ``on_epoch`` count
+    these epochs. The profile's ``augment`` (``none``, ``auto``, ``digits``, ``natural``) is applied
+    to every batch before the method's own ``augment``.
+
+    Returns ``(history, training)``: the per-epoch mean loss, and ``budget_unit``, ``epochs``,
+    ``steps_per_epoch``, ``train_steps``, ``images_seen``, ``train_set_size``, ``reference_size``,
+    ``augment`` (the policy applied).
+    """
     budget, device = ctx.budget, ctx.device
     epochs, batch_size = int(budget["epochs"]), int(budget["batch_size"])
+    unit = budget.get("budget_unit", "steps")
+    if unit not in BUDGET_UNITS:
+        raise ValueError(f"budget_unit must be one of {', '.join(BUDGET_UNITS)}, got {unit!r}")
     ctx.epochs = epochs
     images = train.images.to(device)
     labels = train.labels.to(device)
     n = len(train)
     if n < 2:
         raise ValueError(f"training set has {n} item(s); at least 2 are needed")
+    per_epoch = n if unit == "epochs" or reference_size is None else int(reference_size)
+    if per_epoch < 2:
+        raise ValueError(f"an epoch of {per_epoch} item(s) is too short; at least 2 are needed")
     weights = method.sampler(train, ctx)
     if weights is not None:
         weights = torch.as_tensor(weights, dtype=torch.float64).cpu()
@@ -67,8 +112,10 @@ def fit(model: torch.nn.Module, train: ImageSet, method: Method, ctx: Context, p
         model.parameters(), lr=float(budget["lr"]), momentum=float(budget.get("momentum", 0.9)),
         weight_decay=float(budget.get("weight_decay", 0.0)),
     )
-    order_gen = ctx.generator("batch-order")
-    history = []
+    policy = protocol_policy(budget.get("augment", "none"), train.image_shape[0], ctx.dataset)
+    aug_gen = ctx.generator("protocol-augment")
+    orders = epoch_orders(n, per_epoch, weights, ctx.generator("batch-order"))
+    history, steps, seen_total = [], 0, 0
     bar = tqdm(range(epochs), desc="  epochs", leave=False, disable=not progress, unit="ep")
     for epoch in bar:
         ctx.epoch = epoch
@@ -76,14 +123,12 @@ def fit(model: torch.nn.Module, train: ImageSet, method: Method, ctx: Context, p
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(epoch, budget)
         model.train()
-        if weights is None:
-            order = torch.randperm(n, generator=order_gen)
-        else:
-            order = torch.multinomial(weights, n, replacement=True, generator=order_gen)
+        order = next(orders)
         total, seen = 0.0, 0
-        for idx in _batches(n, batch_size, order.to(device)):
+        for idx in _batches(per_epoch, batch_size, order.to(device)):
             x = images[idx].float().div_(255.0)
             y = labels[idx]
+            x = apply_policy(policy, x, aug_gen, ctx.dataset)
             x, y = method.augment((x, y), ctx)
             loss = loss_fn(model(x), y)
             extra = method.adversary(model, (x, y), ctx)
@@ -96,11 +141,16 @@ def fit(model: torch.nn.Module, train: ImageSet, method: Method, ctx: Context, p
             optimizer.step()
             total += loss.item() * len(y)
             seen += len(y)
+            steps += 1
+        seen_total += seen
         history.append(total / max(seen, 1))
         bar.set_postfix(loss=f"{history[-1]:.3f}")
     if history and not math.isfinite(history[-1]):
         raise DivergenceError("final training loss is not finite")
-    return {"loss": [round(v, 6) for v in history]}
+    training = {"budget_unit": unit, "epochs": epochs, "steps_per_epoch": steps // max(epochs, 1),
+                "train_steps": steps, "images_seen": seen_total, "train_set_size": n,
+                "reference_size": per_epoch if unit == "steps" else None, "augment": policy}
+    return {"loss": [round(v, 6) for v in history]}, training
 
 
 @torch.no_grad()
