@@ -30,6 +30,7 @@ Parameters are given per part, ``smote:k_neighbors=3+ldam-drw:max_m=0.3``; the c
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -97,7 +98,9 @@ class Composite(Method):
     def prepare(self, train, ctx: Context):
         self._counts = None
         for part in self._with("prepare"):
-            train = part.prepare(train, self._ctx(ctx))
+            # a real Context (a copy sharing record, metrics and source) for the data-level parts
+            part_ctx = ctx if self._counts is None else dataclasses.replace(ctx, class_counts=list(self._counts))
+            train = part.prepare(train, part_ctx)
             self._counts = train.counts()
         return train
 

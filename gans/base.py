@@ -14,9 +14,14 @@ every method:
 3. samples are checked: non-finite losses raise :class:`DivergenceError`, a collapsed class
    (mean pairwise distance of its samples < ``COLLAPSE_RATIO`` of the real class's) raises
    :class:`CollapseError`; either way the cell is recorded as failed with the reason;
-4. sample quality (per-class FID, KID, CAS on the domain classifier; see ``quality.py``) goes
-   under the record's ``metrics`` and a PNG grid (real | generated, one row per class) beside
-   the record, under ``<out>/samples/``.
+4. sample quality (per-class FID, KID and GAN-test on the domain classifier; see ``quality.py``)
+   goes under the record's ``metrics`` and a PNG grid (real | generated, one row per class) beside
+   the record, under ``<out>/samples/``;
+5. CAS (train on generated, test on real; see ``cas.py``): a fresh classifier trained on
+   ``max(counts)`` newly sampled images of each class in ``generatable_classes`` only, scored
+   per class on the cell's test split (``ctx.test``; None values outside the runner). Its
+   samples come from their own random stream, so the oversampled training set is the same
+   with or without it; ``cas_train_s`` in the record is the whole step (sampling included).
 
 GAN budgets are data: the ``gan`` block of the track's profile (``steps``, ``batch_size``,
 ``lr``, ``feature_epochs``).
@@ -24,6 +29,7 @@ GAN budgets are data: the ``gan`` block of the track's profile (``steps``, ``bat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -147,17 +153,30 @@ class GenerativeOversampler(Method, ABC):
         generator = self._generator(train, ctx, budget)
         labels = torch.cat([torch.full((n,), c, dtype=torch.int64) for c, n in enumerate(want)])
         generator.eval()
+        fake_set = self._draw(generator, labels, train, ctx, ctx.generator(f"{self.name}-sample"))
+        check_collapse(self.name, train, fake_set)
+        ctx.note("synthetic_per_class", want)
+        self._assess(generator, train, fake_set, ctx, budget)
+        return train.concat(fake_set.images, labels)
+
+    def generatable_classes(self, train: ImageSet) -> list[int]:
+        """The classes ``sample`` can generate once fitted on ``train`` (CAS scores these).
+
+        Default, for the conditional generators: every class with at least one training image
+        (each was learned; bagan and deepsmote cannot sample a class without one). A method
+        that trains for some classes only (dcgan, cyclegan) returns exactly those.
+        """
+        return [c for c, n in enumerate(train.counts()) if n > 0]
+
+    def _draw(self, generator: torch.nn.Module, labels: torch.Tensor, train: ImageSet, ctx: Context,
+              gen: torch.Generator) -> ImageSet:
+        """``sample`` one image per label (no gradients), checked, as a synthetic ImageSet."""
         with torch.no_grad():
-            fake = self.sample(generator, labels, train, ctx, ctx.generator(f"{self.name}-sample"))
-        fake = torch.as_tensor(fake)
+            fake = torch.as_tensor(self.sample(generator, labels, train, ctx, gen))
         if fake.dtype != torch.uint8 or fake.shape != (len(labels), *train.image_shape):
             raise RuntimeError(f"{self.name}: sample returned {fake.dtype} {tuple(fake.shape)}, expected uint8 "
                                f"{(len(labels), *train.image_shape)}")
-        fake_set = ImageSet(fake.cpu(), labels, list(train.class_names), torch.ones(len(labels), dtype=torch.bool))
-        check_collapse(self.name, train, fake_set)
-        ctx.note("synthetic_per_class", want)
-        self._assess(train, fake_set, ctx, budget)
-        return train.concat(fake_set.images, labels)
+        return ImageSet(fake.cpu(), labels, list(train.class_names), torch.ones(len(labels), dtype=torch.bool))
 
     def _cache_path(self, train: ImageSet, ctx: Context, budget: dict) -> Path | None:
         if ctx.cache_dir is None:
@@ -203,23 +222,56 @@ class GenerativeOversampler(Method, ABC):
                 os.replace(tmp, path)
         return generator
 
-    def _assess(self, train: ImageSet, fake: ImageSet, ctx: Context, budget: dict) -> None:
+    def _assess(self, generator: torch.nn.Module, train: ImageSet, fake: ImageSet, ctx: Context,
+                budget: dict) -> None:
         from .features import domain_classifier
         from .grid import save_grid
         from .quality import sample_quality
 
-        if ctx.source is None or len(fake) == 0:
-            return
-        reference = ctx.source.train
-        classifier, hit = domain_classifier(
-            reference, device=ctx.device, cache_dir=ctx.cache_dir, epochs=int(budget.get("feature_epochs", 15)),
-            seed=0, fingerprint=str(ctx.source.info.get("fingerprint")) + json.dumps(ctx.source.info.get("split"),
-                                                                                   sort_keys=True))
-        ctx.note("feature_extractor_cache", "hit" if hit else ("miss" if ctx.cache_dir else "off"))
-        ctx.metrics.update(sample_quality(reference, fake, classifier, device=ctx.device))
-        if ctx.artifacts_dir is not None:
+        epochs = int(budget.get("feature_epochs", 15))
+        classifier = None
+        # the domain classifier speaks the source's labels: of no use where the recipe relabels (binary)
+        same_labels = ctx.source is not None and list(ctx.source.train.class_names) == list(train.class_names)
+        if ctx.source is not None and not same_labels:
+            ctx.note("sample_quality_skipped", "the recipe relabels the source's classes; FID/KID/GAN-test "
+                     "and the CAS reference need the domain classifier of the source's labels")
+        if same_labels and (len(fake) or ctx.test is not None):
+            classifier, hit = domain_classifier(
+                ctx.source.train, device=ctx.device, cache_dir=ctx.cache_dir, epochs=epochs, seed=0,
+                fingerprint=str(ctx.source.info.get("fingerprint")) + json.dumps(ctx.source.info.get("split"),
+                                                                               sort_keys=True))
+            ctx.note("feature_extractor_cache", "hit" if hit else ("miss" if ctx.cache_dir else "off"))
+            if len(fake):
+                ctx.metrics.update(sample_quality(ctx.source.train, fake, classifier, device=ctx.device))
+        if ctx.source is not None and ctx.artifacts_dir is not None and len(fake):
             path = save_grid(train, fake, Path(ctx.artifacts_dir) / f"{ctx.artifact_stem}.png", seed=ctx.seed)
             ctx.note("samples_png", str(path))
+        self._assess_cas(generator, train, ctx, epochs, classifier)
+
+    def _assess_cas(self, generator: torch.nn.Module, train: ImageSet, ctx: Context, epochs: int,
+                    reference: torch.nn.Module | None) -> None:
+        """CAS (``cas.py``) of ``generator`` on ``ctx.test`` into ``ctx.metrics``; None values
+        without a test split. ``reference``: the domain classifier (None: no reference)."""
+        from .cas import classification_accuracy_score, empty_cas
+
+        ctx.metrics.update(empty_cas(train.num_classes))
+        if ctx.test is None:
+            return
+        classes = self.generatable_classes(train)
+        if len(classes) < 2:
+            ctx.note("cas_skipped", f"CAS needs two or more generatable classes, {self.name} has {classes}")
+            return
+        start = time.perf_counter()
+        n = max(train.counts())
+        labels = torch.tensor(classes, dtype=torch.int64).repeat_interleave(n)
+        # a copy of the context: notes a sample() makes about this draw stay out of the record
+        shadow = dataclasses.replace(ctx, record={}, metrics={})
+        generated = self._draw(generator, labels, train, shadow, ctx.generator(f"{self.name}-cas"))
+        ctx.metrics.update(classification_accuracy_score(
+            generated, ctx.test, classes, device=ctx.device, epochs=epochs,
+            init_seed=ctx._seed_for(f"{self.name}-cas-init"), seed=ctx._seed_for(f"{self.name}-cas-train"),
+            reference=reference))
+        ctx.note("cas_train_s", time.perf_counter() - start)
 
 
 def check_collapse(name: str, real: ImageSet, fake: ImageSet, n: int = 64) -> None:

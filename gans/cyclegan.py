@@ -273,6 +273,13 @@ class CycleGANOversampler(GenerativeOversampler):
         return (PatchDiscriminator(image_shape, num_classes, self.params["width"]),
                 PatchDiscriminator(image_shape, 0, self.params["width"]))
 
+    def generatable_classes(self, train: ImageSet) -> list[int]:
+        """The target classes ``fit`` translates into: a deficit and at least one real image.
+        ``G`` is never trained towards the other classes (the largest, the empty ones)."""
+        counts = train.counts()
+        top = max(counts)
+        return [k for k, n in enumerate(counts) if 0 < n < top]
+
     def fit(self, generator: CycleTranslatorPair, train: ImageSet, ctx: Context, budget: dict) -> None:
         counts = train.counts()
         K = train.num_classes

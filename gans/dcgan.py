@@ -67,6 +67,10 @@ class DCGAN(GenerativeOversampler):
         top = max(counts)
         return [c for c, n in enumerate(counts) if n < top]
 
+    def generatable_classes(self, train: ImageSet) -> list[int]:
+        """The classes that get a GAN (``trained_classes``); the others cannot be sampled."""
+        return self.trained_classes(train.counts())
+
     def fit(self, generator: ClassGenerators, train: ImageSet, ctx: Context, budget: dict) -> None:
         device = ctx.device
         counts = train.counts()

@@ -1,9 +1,10 @@
-"""The domain feature extractor for FID / KID / CAS of generated samples.
+"""The domain feature extractor for FID / KID / GAN-test of generated samples.
 
 Reproduces the "domain classifier" protocol of the sample-quality literature without
 downloaded weights: FID/KID are computed on the features of a classifier trained on the
 *balanced* source split (in place of ImageNet Inception-v3), and the same classifier scores
-generated samples for CAS (classification accuracy score, Ravuri & Vinyals 2019).  Here it is
+generated samples for GAN-test (Shmelkov et al. 2018; CAS, train on generated and test on real,
+is ``cas.py``), and is CAS's real-data reference.  Here it is
 a ``small-cnn`` (128-d pooled features) trained with the classification trainer and
 cross-entropy, cached on disk so every GAN cell of a dataset reuses one extractor.
 
@@ -59,7 +60,7 @@ class DomainClassifierMethod(Method):
 
     name = "domain-classifier"
     tracks = ("classification",)
-    summary = "cross-entropy training of the FID/KID/CAS feature extractor, with photometric jitter"
+    summary = "cross-entropy training of the FID/KID/GAN-test feature extractor, with photometric jitter"
 
     _gen: torch.Generator | None = None
 

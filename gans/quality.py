@@ -1,10 +1,16 @@
-"""Per-class quality of generated samples: FID, KID and CAS on a domain classifier.
+"""Per-class quality of generated samples: FID, KID and GAN-test on a domain classifier.
 
-Reproduces FID (Heusel et al. 2017), KID (Binkowski et al. 2018) and CAS (Ravuri & Vinyals
-2019) per class, with torchmetrics' ``FrechetInceptionDistance`` / ``KernelInceptionDistance``
-fed by the 128-d pooled features of the domain classifier (``gans.features``) instead of
-Inception-v3 (no downloaded weights).  KID's subset size is shrunk to the smaller side of a
-class (torchmetrics raises otherwise); FID needs >= 2 samples per side.
+Reproduces FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) per class, with
+torchmetrics' ``FrechetInceptionDistance`` / ``KernelInceptionDistance`` fed by the 128-d pooled
+features of the domain classifier (``gans.features``) instead of Inception-v3 (no downloaded
+weights).  KID's subset size is shrunk to the smaller side of a class (torchmetrics raises
+otherwise); FID needs >= 2 samples per side.
+
+GAN-test (Shmelkov, Schmid & Alahari, ECCV 2018) is the domain classifier, trained on real
+data, scored on the generated images: per class, the fraction of the class's samples it assigns
+to that class.  It measures whether samples look like their class (precision-like); a generator
+that collapses onto a few recognisable images still scores high.  Its counterpart CAS (train on
+generated, test on real; Ravuri & Vinyals 2019, Shmelkov's GAN-train) is ``cas.py``.
 """
 from __future__ import annotations
 
@@ -19,13 +25,15 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from ..data_recipes.imageset import ImageSet
 
 QUALITY_NOTES = ("FID/KID on the domain classifier's 128-d penultimate features (no Inception "
-                 "weights); FID from < 2048 samples is biased upward — compare only at equal n")
+                 "weights); FID from < 2048 samples is biased upward — compare only at equal n; "
+                 "gan_test = the domain classifier's accuracy on the generated images (GAN-test, "
+                 "Shmelkov et al. 2018), not CAS")
 
 
 class GivenFeatures(torch.nn.Module):
     """torchmetrics "feature extractor" for features computed beforehand: the identity.
 
-    Each image is embedded once (``embed``) and the same features feed FID, KID and CAS.
+    Each image is embedded once (``embed``) and the same features feed FID, KID and GAN-test.
     ``num_features`` stops torchmetrics probing with a 3x299x299 dummy image.
     """
 
@@ -57,7 +65,7 @@ def _finite(x: torch.Tensor) -> float | None:
 
 def sample_quality(real: ImageSet, fake: ImageSet, classifier: torch.nn.Module, *, device,
                    kid_subset_max: int = 50, kid_subsets: int = 100, seed: int = 0) -> dict:
-    """FID, KID and CAS per class of ``fake`` against the ``real`` items of the same class.
+    """FID, KID and GAN-test per class of ``fake`` against the ``real`` items of the same class.
 
     Returns a JSON-serialisable dict (plain floats, ints, lists, None); per-class lists have one
     entry per class, None where the class was not generated or has too few samples (FID and
@@ -70,22 +78,22 @@ def sample_quality(real: ImageSet, fake: ImageSet, classifier: torch.nn.Module, 
     K = fake.num_classes
     n_real, n_fake = real.counts(), fake.counts()
     out: dict = {"fid_per_class": [None] * K, "fid_mean": None, "kid_per_class": [None] * K,
-                 "kid_std_per_class": [None] * K, "kid_mean": None, "cas_per_class": [None] * K,
-                 "cas_mean": None, "n_fake_per_class": n_fake, "n_real_per_class": n_real,
+                 "kid_std_per_class": [None] * K, "kid_mean": None, "gan_test_per_class": [None] * K,
+                 "gan_test_mean": None, "n_fake_per_class": n_fake, "n_real_per_class": n_real,
                  "kid_subset_size_per_class": [None] * K, "quality_notes": QUALITY_NOTES}
     if len(fake) == 0:
         return out
     was_training = classifier.training
     classifier.eval()
     fake_feats = embed(classifier, fake.images, device)
-    with torch.no_grad():  # CAS: the classifier's head on the same features (= classifier(images))
+    with torch.no_grad():  # GAN-test: the classifier's head on the same features (= classifier(images))
         pred = classifier.classifier(fake_feats.to(device)).argmax(1).cpu().numpy()
     feats = GivenFeatures(fake_feats.shape[1])
     fake_labels = fake.labels.numpy()
     for c in range(K):
         if n_fake[c] == 0:
             continue
-        out["cas_per_class"][c] = float(np.mean(pred[fake_labels == c] == c))
+        out["gan_test_per_class"][c] = float(np.mean(pred[fake_labels == c] == c))
         if n_real[c] < 2 or n_fake[c] < 2:
             continue
         r_feat = embed(classifier, real.images[real.labels == c], device).double()
@@ -110,5 +118,5 @@ def sample_quality(real: ImageSet, fake: ImageSet, classifier: torch.nn.Module, 
     classifier.train(was_training)
     out["fid_mean"] = _mean(out["fid_per_class"])
     out["kid_mean"] = _mean(out["kid_per_class"])
-    out["cas_mean"] = _mean(out["cas_per_class"])
+    out["gan_test_mean"] = _mean(out["gan_test_per_class"])
     return out

@@ -103,9 +103,13 @@ def test_cell_records_quality_grid_and_cache(cli, tmp_path):
     assert counts["trained_on"] == [max(counts["recipe"])] * 10
     assert counts["synthetic"] == [max(counts["recipe"]) - n for n in counts["recipe"]]
     m = rec["metrics"]
-    for key in ("fid_mean", "kid_mean", "cas_mean", "fid_per_class", "cas_per_class", "n_fake_per_class"):
+    for key in ("fid_mean", "kid_mean", "gan_test_mean", "fid_per_class", "gan_test_per_class", "n_fake_per_class",
+                "cas_reference_mean", "cas_reference_per_class"):
         assert key in m
     assert m["fid_per_class"][0] is None  # the head class gets no synthetic images
+    # CAS on the cell's test split: noisy-means samples every class (the head class too)
+    assert m["cas_classes"] == list(range(10)) and None not in m["cas_per_class"]
+    assert m["cas_train_per_class"] == [max(counts["recipe"])] * 10 and rec["extras"]["cas_train_s"] > 0
     assert rec["extras"]["generator_cache"] == "miss"
     png = rec["extras"]["samples_png"]
     assert png.endswith(".png") and (out / "samples").exists()

@@ -1,4 +1,4 @@
-"""Generated-sample quality: the domain feature extractor, per-class FID/KID/CAS and the grid."""
+"""Generated-sample quality: the domain feature extractor, per-class FID/KID/GAN-test and the grid."""
 from __future__ import annotations
 
 import json
@@ -45,21 +45,22 @@ def by_class(images: ImageSet, keep: dict[int, int]) -> ImageSet:
     return images.subset(idx)
 
 
-def test_domain_classifier_is_accurate_and_real_images_score_high_cas(digits, domain):
+def test_domain_classifier_is_accurate_and_real_images_score_high_gan_test(digits, domain):
     assert not domain.training
     acc = (trainer.predict(domain, digits.test.images, CPU) == digits.test.labels.numpy()).mean()
     assert acc > 0.85
     q = sample_quality(digits.train, digits.test, domain, device=CPU)
-    assert q["cas_mean"] > 0.85 and min(q["cas_per_class"]) > 0.6
+    assert q["gan_test_mean"] > 0.85 and min(q["gan_test_per_class"]) > 0.6
     assert q["n_fake_per_class"] == digits.test.counts() and q["n_real_per_class"] == digits.train.counts()
     assert q["kid_subset_size_per_class"] == [50] * 10
     assert all(isinstance(v, float) for v in q["fid_per_class"] + q["kid_per_class"])
-    assert q["quality_notes"] == QUALITY_NOTES
+    assert q["quality_notes"] == QUALITY_NOTES and "GAN-test" in QUALITY_NOTES
+    assert not any(k.startswith("cas") for k in q)  # GAN-test is not CAS (that one is gans/cas.py)
     json.dumps(q, allow_nan=False)
 
 
 def test_domain_classifier_keeps_the_class_under_a_grey_background(digits, domain):
-    # generators often leave the background a little grey; CAS must still see the digit
+    # generators often leave the background a little grey; GAN-test must still see the digit
     # (without the photometric jitter this extractor drops to ~0.75 here; MNIST's to ~0.1)
     shifted = (digits.test.images.int() + 60).clamp(0, 255).to(torch.uint8)
     acc = (trainer.predict(domain, shifted, CPU) == digits.test.labels.numpy()).mean()
@@ -89,7 +90,7 @@ def test_real_vs_real_is_close_and_noise_is_far(digits, domain):
     assert fake["fid_mean"] > 10 * real["fid_mean"]
     assert all(f > 5 * r for f, r in zip(fake["fid_per_class"], real["fid_per_class"]))
     assert fake["kid_mean"] > real["kid_mean"] + 0.1
-    assert fake["cas_mean"] < 0.5 < real["cas_mean"]
+    assert fake["gan_test_mean"] < 0.5 < real["gan_test_mean"]
 
 
 def test_cached_classifier_is_loaded_without_training(digits, domain, cache_dir, monkeypatch):
@@ -156,10 +157,10 @@ def test_small_classes_adapt_kid_and_give_none_fid(digits, domain):
     assert q["n_fake_per_class"] == [5, 1, 0, 20, 0, 0, 0, 0, 0, 0]
     assert q["kid_subset_size_per_class"][:4] == [5, None, None, 20]
     assert q["fid_per_class"][0] is not None and q["kid_per_class"][0] is not None
-    assert q["fid_per_class"][1] is None and q["kid_per_class"][1] is None and q["cas_per_class"][1] is not None
-    assert q["fid_per_class"][2] is None and q["cas_per_class"][2] is None
+    assert q["fid_per_class"][1] is None and q["kid_per_class"][1] is None and q["gan_test_per_class"][1] is not None
+    assert q["fid_per_class"][2] is None and q["gan_test_per_class"][2] is None
     assert q["fid_mean"] == pytest.approx(np.mean([q["fid_per_class"][0], q["fid_per_class"][3]]))
-    assert q["cas_mean"] == pytest.approx(np.mean([q["cas_per_class"][c] for c in (0, 1, 3)]))
+    assert q["gan_test_mean"] == pytest.approx(np.mean([q["gan_test_per_class"][c] for c in (0, 1, 3)]))
     assert sample_quality(digits.train, fake, domain, device=CPU) == q  # KID subsets are seeded
     assert sample_quality(digits.train, fake, domain, device=CPU, kid_subset_max=4)["kid_subset_size_per_class"][3] == 4
     json.dumps(q, allow_nan=False)
@@ -167,7 +168,7 @@ def test_small_classes_adapt_kid_and_give_none_fid(digits, domain):
 
 def test_empty_fake_and_mismatched_sets(digits, domain):
     q = sample_quality(digits.train, digits.test.subset([]), domain, device=CPU)
-    assert q["fid_mean"] is None and q["kid_mean"] is None and q["cas_mean"] is None
+    assert q["fid_mean"] is None and q["kid_mean"] is None and q["gan_test_mean"] is None
     assert q["fid_per_class"] == [None] * 10 and q["n_fake_per_class"] == [0] * 10
     json.dumps(q, allow_nan=False)
     rgb = tiny_imageset(counts=(3,) * 10, shape=(3, 8, 8))
