@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--split-seed", type=int, help="seed of the stratified test split of single-split sources (default 0)")
     run.add_argument("--recipe", help="recipe spec(s) name[:key=value...], comma-separated")
     run.add_argument("--ir", help="imbalance ratio(s), e.g. 10,50 (sets the recipes' ir)")
-    run.add_argument("--methods", help="method spec(s) name[:key=value...], or all|baseline|gan")
+    run.add_argument("--methods", help="method spec(s) name[:key=value...], hybrids a+b, or all|baseline|gan")
     run.add_argument("--model", help="model name(s), comma-separated")
     run.add_argument("--seeds", help="training seeds (initialisation, batch order, augmentation, generators), "
                                      "e.g. 0,1,2 or 0-4")
