@@ -15,7 +15,7 @@ from .plugins import METHODS, load_methods
 from .profiles import profiles
 from .runner import resolve_device, run_cells, validate
 from .identity import labels
-from .runlock import RunLock
+from .runlock import RunLock, note_command
 from .suite import Overrides, dedupe, expand, load_suite, parse_ints, suite_names
 
 LS_KINDS = ("methods", "datasets", "recipes", "models", "profiles", "suites", "tracks")
@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plugin", action="append", default=[], help="module:attr of a method plugin (repeatable)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    run.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
+                     help="write <out>/report (tables, statistics, plots, report.html) at the end "
+                          "(default on; $IMBENCH_REPORT=0 turns the default off)")
+    rep = sub.add_parser("report", help="tables, statistics, plots and report.html from run directories")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (each holds records/)")
+    rep.add_argument("--out", help="output folder (default <first RUN_DIR>/report)")
+    rep.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     ls = sub.add_parser("ls", help="list methods, datasets, recipes, models, profiles, suites or tracks")
     ls.add_argument("kind", help=" | ".join(LS_KINDS))
     ls.add_argument("--track", help="only what supports this track")
@@ -111,7 +118,9 @@ def cmd_run(args) -> int:
     _make_dir(out, "--out")
     if runtime["cache_dir"]:
         _make_dir(Path(runtime["cache_dir"]), "--cache-dir")
-    with RunLock(out):
+    command = " ".join(["imbench", *getattr(args, "argv", [])])
+    with RunLock(out, command):
+        note_command(out, cells, command)
         if repeats:
             names = sorted({labels(c)["cell"] for c in repeats})
             print(f"imbench: {len(repeats)} duplicate cell(s) listed more than once run once: {', '.join(names[:3])}"
@@ -125,17 +134,30 @@ def cmd_run(args) -> int:
         written = write_leaderboard(result["records"], out)
     print(format_table(leaderboard(result["records"])))
     print()
+    report = None
+    if _want_report(args.report):
+        from ..results.report import build_report
+
+        report = build_report([out], out / "report")
     retried = f" ({result['retried']} retried)" if result["retried"] else ""
     print(f"records:     {out / 'records'} ({len(result['records'])} cells, {result['ran']} run now{retried}, "
           f"{result['skipped']} resumed)")
     for path in written:
         print(f"leaderboard: {path}")
+    if report is not None:
+        print(f"report:      {report['out'] / 'report.html'} (every record in {out})")
     if result["failed"]:
         print(f"imbench: {len(result['failed'])} cell(s) failed:", file=sys.stderr)
         for r in result["failed"]:
             print(f"  {r['label']}: {r['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _want_report(flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    return os.environ.get("IMBENCH_REPORT", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _make_dir(path: Path, flag: str) -> None:
@@ -146,6 +168,17 @@ def _make_dir(path: Path, flag: str) -> None:
         raise UsageError(f"cannot create {flag} {path}: {exc.strerror or exc}") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write into {flag} {path}: permission denied")
+
+
+def cmd_report(args) -> int:
+    from ..results.report import build_report
+
+    report = build_report([Path(d) for d in args.run_dirs], Path(args.out) if args.out else None)
+    print(f"report: {report['out']} ({len(report['records'])} records, {len(report['missing'])} missing cells)")
+    for path in report["files"]:
+        if path.suffix in (".html", ".csv", ".md"):
+            print(f"  {path}")
+    return 0
 
 
 def cmd_ls(args) -> int:
@@ -210,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             args = parser.parse_args(["run", *(argv or [])])
-        return cmd_run(args) if args.command == "run" else cmd_ls(args)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        return {"run": cmd_run, "report": cmd_report}.get(args.command, cmd_ls)(args)
     except UsageError as exc:
         print(f"imbench: error: {str(exc).splitlines()[0] if str(exc) else 'bad input'}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""One live run per output folder.
+"""One live run per output folder, and the log of the commands that wrote it.
 
 ``imbench run`` holds an exclusive ``flock`` on ``<out>/.imbench-run.lock`` for as long as it
 runs and writes who holds it (pid, host, start time, command) into the file. A second run into
@@ -18,11 +18,13 @@ from pathlib import Path
 from .errors import UsageError
 
 LOCK_NAME = ".imbench-run.lock"
+COMMANDS_NAME = "commands.jsonl"
 
 
 class RunLock:
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, command: str = ""):
         self.path = Path(out) / LOCK_NAME
+        self.command = command or " ".join(["imbench", *sys.argv[1:]])
         self._fh = None
 
     def acquire(self) -> "RunLock":
@@ -39,7 +41,7 @@ class RunLock:
         fh.truncate()
         json.dump({"pid": os.getpid(), "host": socket.gethostname(),
                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   "command": " ".join(["imbench", *sys.argv[1:]])}, fh)
+                   "command": self.command}, fh)
         fh.flush()
         self._fh = fh
         return self
@@ -63,3 +65,18 @@ def _describe(text: str) -> str:
         return f"pid {info['pid']} on {info['host']}, started {info['started']}: {info['command']}"
     except (ValueError, KeyError, TypeError):
         return "holder unknown"
+
+
+def note_command(out: Path, cells: list[dict], command: str) -> Path:
+    """Append this invocation to ``<out>/commands.jsonl``: the command line, when, and the
+    identities of the cells it planned (the report lists planned cells without a record as
+    missing). Called while the run holds the lock."""
+    from .identity import config_hash, labels
+
+    path = Path(out) / COMMANDS_NAME
+    entry = {"command": command, "cwd": os.getcwd(),
+             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "cells": {config_hash(c): labels(c)["cell"] for c in cells}}
+    with open(path, "a") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")
+    return path

@@ -56,7 +56,7 @@ def execute_cell(cell: dict, runtime: dict, progress: bool = False, previous: di
     names = labels(cell)
     record = {
         "record_version": RECORD_VERSION, "config": cell, "config_hash": config_hash(cell),
-        "setting_hash": setting_hash(cell), "labels": names,
+        "setting_hash": setting_hash(cell), "labels": names, "track_info": track.info(),
         "track": cell["track"], "dataset": cell["dataset"]["name"], "recipe": cell["recipe"],
         "method": cell["method"]["name"], "method_params": cell["method"]["params"],
         "model": cell["model"], "profile": cell["profile"]["name"], "seed": cell["seed"],

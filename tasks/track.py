@@ -39,6 +39,19 @@ class Track(ABC):
     default_model: ClassVar[str] = ""
     default_dataset: ClassVar[str] = ""
     headline_metric: ClassVar[str] = ""
+    # what the report shows (every record carries it as ``track_info``; results/ names no track):
+    # the scalar metrics, the per-class metric (a list per record) and those where lower is better
+    report_metrics: ClassVar[tuple[str, ...]] = ()
+    per_class_metric: ClassVar[str] = ""
+    lower_is_better: ClassVar[tuple[str, ...]] = ()
+    table_metrics: ClassVar[tuple[str, ...]] = ()  # the columns of the printed leaderboard
+
+    @classmethod
+    def info(cls) -> dict:
+        """The track's declaration for the aggregator, stored in every record as ``track_info``."""
+        return {"headline": cls.headline_metric, "metrics": list(cls.report_metrics),
+                "per_class": cls.per_class_metric, "lower_is_better": list(cls.lower_is_better),
+                "table": list(cls.table_metrics or (cls.headline_metric,))}
 
     @abstractmethod
     def datasets(self) -> Registry:

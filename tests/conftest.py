@@ -44,6 +44,21 @@ def _cells_in_process():
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _no_report_by_default():
+    """``imbench run`` writes a report (plots, HTML; ~2-15 s) at its end; the many small runs of
+    the tests skip it unless they pass ``--report`` (tests/test_report.py does)."""
+    import os
+
+    before = os.environ.get("IMBENCH_REPORT")
+    os.environ["IMBENCH_REPORT"] = "0"
+    yield
+    if before is None:
+        os.environ.pop("IMBENCH_REPORT", None)
+    else:
+        os.environ["IMBENCH_REPORT"] = before
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """pytest-xdist runs two workers on two cores: one torch thread each avoids OpenMP spinning
     against the other worker (which made tiny-network tests 10-100x slower)."""

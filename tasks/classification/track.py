@@ -37,6 +37,11 @@ class ClassificationTrack(Track):
     default_model = "small-cnn"
     default_dataset = "digits"
     headline_metric = "balanced_accuracy"
+    report_metrics = ("balanced_accuracy", "accuracy", "macro_f1", "gmean", "tail_recall",
+                      "fid", "kid", "gan_test", "cas")
+    per_class_metric = "per_class_recall"
+    lower_is_better = ("fid", "kid")
+    table_metrics = ("balanced_accuracy", "macro_f1", "tail_recall")
 
     def datasets(self):
         return SOURCES

@@ -1,0 +1,249 @@
+"""``imbench report RUN_DIR [RUN_DIR ...]``: tables, statistics, plots and report.html from records.
+
+Reads records only (never the training code) from one or several run directories — a grid run
+in parts on several machines gives one report — and the ``commands.jsonl`` each run appends
+(the commands that made it and the cells they planned: a planned cell without a record is listed
+as missing). The same cell recorded in two directories counts once (an ``ok`` record wins over a
+failed one, then the newest). Writes into ``--out`` (default ``<first RUN_DIR>/report``):
+
+* ``results.csv`` — the tidy table of ``aggregate.tidy`` (one row per setting and metric: mean,
+  std, n_seeds, n_failed, Student-t 95 % CI, paired delta and paired t-test p against ``erm``,
+  rank, fewer_seeds);
+* ``leaderboard.csv`` / ``leaderboard.md`` — the wide view (what ``imbench run`` prints);
+* ``pivot_<track>.csv`` / ``.md`` — methods x dataset / recipe of the track's headline metric;
+* ``ranks_<track>.csv`` / ``.md`` and ``friedman_<track>.json`` — average ranks across blocks,
+  the Friedman test, Nemenyi post-hoc p-values and critical difference (``ranks.py``), and the
+  CD diagram ``plots/cd_<track>.png|svg`` when there are at least 2 blocks and 2 methods;
+* ``plots/`` — PNG and SVG figures (``plots.py``); ``report.html`` — everything in one
+  self-contained page (``html.py``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ..benchmarks.errors import UsageError
+from ..benchmarks.records import read_record
+from .aggregate import pivot, tidy, track_info
+from .leaderboard import format_table, leaderboard
+
+
+def load_runs(run_dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict]]:
+    """(records, commands, missing) of ``run_dirs``; bad input is a ``UsageError``."""
+    chosen: dict[str, dict] = {}
+    commands: list[dict] = []
+    planned: dict[str, str] = {}
+    for run in run_dirs:
+        run = Path(run)
+        if not (run / "records").is_dir():
+            raise UsageError(f"{run} is not a run directory (no records/ folder in it)")
+        for path in sorted((run / "records").glob("*.json")):
+            try:
+                record = read_record(path)
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"record {path} is unreadable: {exc}") from None
+            key = record.get("config_hash") or path.stem
+            old = chosen.get(key)
+            if old is None or _better(record, old):
+                chosen[key] = record
+        log = run / "commands.jsonl"
+        if log.exists():
+            for line in log.read_text().splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    commands.append({"run": str(run), **{k: v for k, v in entry.items() if k != "cells"}})
+                    planned.update(entry.get("cells", {}))
+    missing = [{"cell": label, "config_hash": h} for h, label in planned.items() if h not in chosen]
+    return list(chosen.values()), commands, missing
+
+
+def _better(new: dict, old: dict) -> bool:
+    rank = {"ok": 1}
+    return (rank.get(new["status"], 0), new.get("created", "")) > (rank.get(old["status"], 0), old.get("created", ""))
+
+
+def _md(frame: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    if frame.empty:
+        return "(none)"
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join([frame.index.name or "", *cols]) + " |", "|" + "---|" * (len(cols) + 1)]
+    for idx, row in frame.iterrows():
+        cells = [format(v, floatfmt) if isinstance(v, float) and not math.isnan(v) else ("-" if isinstance(v, float) else str(v))
+                 for v in row.tolist()]
+        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def block_scores(table: pd.DataFrame, headline: str) -> pd.DataFrame:
+    """Blocks x methods of the headline mean (one track), block labels as the index."""
+    sub = table[table["metric"] == headline]
+    label = sub[["dataset", "recipe", "model", "profile"]].astype(str).agg(" / ".join, axis=1)
+    return sub.assign(block_label=label).pivot_table(index="block_label", columns="method", values="mean",
+                                                      aggfunc="first")
+
+
+def rank_statistics(table: pd.DataFrame, headline: str, lower_is_better: bool, out: Path, track: str) -> dict:
+    """Average ranks, Friedman, Nemenyi and the CD diagram of one track; files written under ``out``."""
+    from . import ranks
+
+    scores = block_scores(table, headline)
+    if lower_is_better:
+        scores = -scores
+    complete, dropped_blocks, dropped_methods = ranks.complete_blocks(scores)
+    result: dict = {"track": track, "headline": headline, "n_blocks": int(len(complete)),
+                    "n_methods": int(complete.shape[1]), "dropped_blocks": list(map(str, dropped_blocks)),
+                    "dropped_methods": list(map(str, dropped_methods)), "files": []}
+    if complete.shape[0] < 1 or complete.shape[1] < 2:
+        result["reason"] = "fewer than 2 methods with a score in every block"
+        return result
+    table_ranks = ranks.rank_table(complete)
+    result["ranks"] = table_ranks
+    result["friedman"] = ranks.friedman(complete)
+    if complete.shape[0] >= 2:
+        k, n = complete.shape[1], complete.shape[0]
+        cd = ranks.critical_difference(k, n)
+        avg = ranks.average_ranks(complete)
+        result["cd"] = cd
+        result["separated"] = [list(p) for p in ranks.separated_pairs(avg, cd)]
+        pvalues = ranks.nemenyi(complete)
+        result["nemenyi"] = pvalues
+        result["files"] += ranks.cd_diagram(avg, pvalues, out / "plots" / f"cd_{track}",
+                                            title=f"{track}: {headline}, {n} blocks, CD = {cd:.2f}")
+    else:
+        result["reason"] = "one block only: ranks shown, no Friedman / Nemenyi test across blocks"
+    return result
+
+
+def build_report(run_dirs: list[Path], out: Path | None = None, *, html: bool = True, plots: bool = True) -> dict:
+    """Write the report of ``run_dirs`` into ``out``; returns {"out", "files", "tables", ...}."""
+    run_dirs = [Path(d) for d in run_dirs]
+    if not run_dirs:
+        raise UsageError("imbench report needs at least one RUN_DIR")
+    records, commands, missing = load_runs(run_dirs)
+    out = Path(out) if out is not None else run_dirs[0] / "report"
+    try:
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    table = tidy(records)
+    files: list[Path] = []
+    results_csv = out / "results.csv"
+    table.to_csv(results_csv, index=False, float_format="%.6g")
+    files.append(results_csv)
+    board = leaderboard(records, table)
+    (out / "leaderboard.csv").write_text(board.to_csv(index=False, float_format="%.6g"))
+    (out / "leaderboard.md").write_text(format_table(board) + "\n")
+    files += [out / "leaderboard.csv", out / "leaderboard.md"]
+    per_track: dict[str, dict] = {}
+    for track in table["track"].unique():
+        info = track_info(records, track)
+        head = info["headline"]
+        sub = table[table["track"] == track]
+        wide = pivot(sub, head)
+        wide.to_csv(out / f"pivot_{track}.csv", float_format="%.6g")
+        (out / f"pivot_{track}.md").write_text(f"{track}: {head} (mean over seeds)\n\n{_md(wide)}\n")
+        files += [out / f"pivot_{track}.csv", out / f"pivot_{track}.md"]
+        stats = rank_statistics(sub, head, head in info.get("lower_is_better", []), out, track)
+        files += stats["files"]
+        if "ranks" in stats:
+            stats["ranks"].to_csv(out / f"ranks_{track}.csv", index=False, float_format="%.6g")
+            (out / f"ranks_{track}.md").write_text(_md(stats["ranks"].set_index("method")) + "\n")
+            files += [out / f"ranks_{track}.csv", out / f"ranks_{track}.md"]
+        summary = {k: v for k, v in stats.items() if k not in ("ranks", "nemenyi", "files")}
+        if "nemenyi" in stats:
+            summary["nemenyi_p"] = json.loads(stats["nemenyi"].to_json())
+        (out / f"friedman_{track}.json").write_text(json.dumps(summary, indent=1, default=_plain) + "\n")
+        files.append(out / f"friedman_{track}.json")
+        per_track[track] = {"info": info, "pivot": wide, "stats": stats, "plots": {}, "table": sub}
+        if plots:
+            from .plots import all_plots
+
+            track_records = [r for r in records if r["track"] == track]
+            per_track[track]["plots"] = all_plots(track_records, sub, out / "plots", info=info)
+            files += [p for paths in per_track[track]["plots"].values() for p in paths]
+    if html:
+        files.append(_write_html(out, run_dirs, records, board, commands, missing, per_track))
+    return {"out": out, "files": files, "records": records, "table": table, "board": board,
+            "commands": commands, "missing": missing, "tracks": per_track}
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def block_table(block: pd.DataFrame, headline: str, metrics: list[str]) -> pd.DataFrame:
+    """One block of the tidy table, for people: the headline with its spread, CI, paired delta
+    and p-value against erm, then the other metrics' means; best first."""
+    head = block[block["metric"] == headline].set_index("setting")
+    rows = []
+    for setting, r in head.sort_values(["rank", "method"], na_position="last").iterrows():
+        seeds = f"{r['n_seeds']}" + (f" ({r['n_failed']} failed)" if r["n_failed"] else "") + (" !" if r["fewer_seeds"] else "")
+        row = {"rank": "–" if math.isnan(r["rank"]) else f"{r['rank']:.0f}", "method": r["method"], "family": r["family"],
+               "seeds": seeds,
+               headline: _num(r["mean"]) + ("" if math.isnan(r["std"]) else f" ± {_num(r['std'])}"),
+               "95 % CI": "–" if math.isnan(r["ci95_lo"]) else f"{_num(r['ci95_lo'])} – {_num(r['ci95_hi'])}",
+               "Δ erm": "–" if math.isnan(r["delta_vs_erm"]) else f"{r['delta_vs_erm']:+.3f}",
+               "p vs erm (paired t)": "–" if math.isnan(r["p_vs_erm"]) else f"{r['p_vs_erm']:.3g}"}
+        for m in metrics:
+            if m == headline:
+                continue
+            cell = block[(block["setting"] == setting) & (block["metric"] == m)]
+            row[m] = _num(float(cell["mean"].iloc[0])) if len(cell) else "–"
+        rows.append(row)
+    frame = pd.DataFrame(rows).set_index("rank")
+    return frame.loc[:, (frame != "–").any(axis=0)]
+
+
+def _write_html(out: Path, run_dirs, records, board, commands, missing, per_track) -> Path:
+    from .html import write_html
+    from .plots import sample_gallery
+
+    tables: list[tuple[str, object]] = []
+    plot_sections: dict[str, list] = {}
+    notes = []
+    for track, part in per_track.items():
+        head, stats = part["info"]["headline"], part["stats"]
+        prefix = f"{track}: " if len(per_track) > 1 else ""
+        tables.append((f"{prefix}{head} by method and block (mean over seeds)", part["pivot"].round(4)))
+        blocks = {" / ".join(str(k) for k in key[:-1]): block_table(grp, head, part["info"].get("metrics", []))
+                  for key, grp in part["table"].groupby(["dataset", "recipe", "model", "profile", "block"], sort=False)}
+        tables.append((f"{prefix}leaderboard per block", blocks))
+        if "ranks" in stats:
+            tables.append((f"{prefix}average ranks across blocks", stats["ranks"].set_index("method").round(3)))
+        summary = {"blocks in the test": stats.get("n_blocks"), "methods in the test": stats.get("n_methods")}
+        fried = stats.get("friedman") or {}
+        for key in ("chi2_f", "chi2_f_pvalue", "f_f", "f_f_pvalue"):
+            if fried.get(key) is not None:
+                summary[f"Friedman {key}"] = round(float(fried[key]), 6)
+        if "cd" in stats:
+            summary["Nemenyi critical difference (alpha 0.05)"] = round(stats["cd"], 4)
+            summary["pairs the CD separates"] = "; ".join(f"{a} > {b}" for a, b, _ in stats["separated"]) or "none"
+        for key in ("reason",):
+            if stats.get(key) or fried.get(key):
+                summary["note"] = stats.get(key) or fried.get(key)
+        if stats.get("dropped_methods"):
+            summary["left out of the test (missing in half or more of the blocks)"] = ", ".join(stats["dropped_methods"])
+        if stats.get("dropped_blocks"):
+            summary["blocks left out (a method missing there)"] = "; ".join(stats["dropped_blocks"])
+        tables.append((f"{prefix}Friedman test and Nemenyi post-hoc", summary))
+        cd_files = [p for p in stats["files"] if p.suffix == ".png"]
+        if cd_files:
+            plot_sections[f"{prefix}critical-difference diagram"] = cd_files
+        for heading, paths in part["plots"].items():
+            plot_sections[f"{prefix}{heading}"] = paths
+    missing_rows = pd.DataFrame(missing) if missing else []
+    command_lines = [c["command"] for c in commands] or None
+    return write_html(out / "report.html", title="imbench report", records=records, run_dirs=[str(d) for d in run_dirs],
+                      tables=tables, plots=plot_sections, missing=missing_rows, commands=command_lines,
+                      gallery=sample_gallery(records), notes=notes)
+
+
+def _plain(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return str(obj)
