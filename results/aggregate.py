@@ -20,9 +20,10 @@ precisely, per (setting, metric), a *setting* being a cell without its seeds —
   of its block has (so a mean over fewer seeds is never silently compared with the others).
 
 A *block* is the settings that differ only in their method (same track, data, recipe, model and
-classification budget); ranks, deltas and, across blocks, the Friedman test use blocks. What a
-track reports comes from the records' ``track_info`` (headline metric, metrics, per-class metric,
-lower-is-better metrics), so this module names no track; records written before ``track_info``
+training budget; a generative budget — the profile's ``gan`` block — belongs to the method);
+ranks, deltas and, across blocks, the Friedman test use blocks. What a track reports comes from
+the records' ``track_info`` (headline metric, metrics, per-class metric, lower-is-better
+metrics), so this module names no track; records written before ``track_info``
 existed (record version 1, classification only) get ``LEGACY_TRACK_INFO``.
 """
 from __future__ import annotations

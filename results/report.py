@@ -66,14 +66,19 @@ def _better(new: dict, old: dict) -> bool:
 
 
 def _md(frame: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    """A Markdown table: floats with ``floatfmt``, NaN as "-", integers as integers."""
     if frame.empty:
         return "(none)"
     cols = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join([frame.index.name or "", *cols]) + " |", "|" + "---|" * (len(cols) + 1)]
-    for idx, row in frame.iterrows():
-        cells = [format(v, floatfmt) if isinstance(v, float) and not math.isnan(v) else ("-" if isinstance(v, float) else str(v))
-                 for v in row.tolist()]
-        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "-" if math.isnan(v) else format(v, floatfmt)
+        return str(v)
+
+    for idx, *values in frame.itertuples(name=None):
+        lines.append("| " + " | ".join([str(idx), *map(cell, values)]) + " |")
     return "\n".join(lines)
 
 
