@@ -13,7 +13,7 @@ from .errors import UsageError, unknown
 from .executors import make_executor, resolve_jobs
 from .plugins import METHODS, load_methods
 from .profiles import profiles
-from .runner import resolve_device, run_cells, validate
+from .runner import check_existing, resolve_device, run_cells, validate
 from .identity import labels
 from .runlock import RunLock, note_command
 from .suite import Overrides, dedupe, expand, load_suite, parse_ints, suite_names
@@ -115,6 +115,7 @@ def cmd_run(args) -> int:
         raise UsageError(f"--data-path {args.data_path} does not exist")
     jobs = resolve_jobs(args.jobs, device=runtime["device"], cells=len(cells))
     cells = validate(cells, runtime)
+    check_existing(cells, out.resolve(), args.resume)
     _make_dir(out, "--out")
     if runtime["cache_dir"]:
         _make_dir(Path(runtime["cache_dir"]), "--cache-dir")
@@ -132,13 +133,16 @@ def cmd_run(args) -> int:
         result = run_cells(cells, runtime, make_executor(jobs), resume=args.resume, quiet=args.quiet,
                            retry=not args.no_retry)
         written = write_leaderboard(result["records"], out)
+        report, report_error = None, None
+        if _want_report(args.report):
+            from ..results.report import build_report
+
+            try:  # the cells are recorded: a report that fails must not hide how they went
+                report = build_report([out], out / "report")
+            except Exception as exc:  # noqa: BLE001
+                report_error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
     print(format_table(leaderboard(result["records"])))
     print()
-    report = None
-    if _want_report(args.report):
-        from ..results.report import build_report
-
-        report = build_report([out], out / "report")
     retried = f" ({result['retried']} retried)" if result["retried"] else ""
     print(f"records:     {out / 'records'} ({len(result['records'])} cells, {result['ran']} run now{retried}, "
           f"{result['skipped']} resumed)")
@@ -146,6 +150,9 @@ def cmd_run(args) -> int:
         print(f"leaderboard: {path}")
     if report is not None:
         print(f"report:      {report['out'] / 'report.html'} (every record in {out})")
+    if report_error is not None:
+        print(f"imbench: the report could not be written ({report_error}); rerun `imbench report {out}`",
+              file=sys.stderr)
     if result["failed"]:
         print(f"imbench: {len(result['failed'])} cell(s) failed:", file=sys.stderr)
         for r in result["failed"]:

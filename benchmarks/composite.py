@@ -23,6 +23,10 @@ recipe's output): ``ros+class-weighted`` then weights a balanced set uniformly r
 correcting twice. The recipe's counts stay in the record (``class_counts.recipe``) and the
 counts after ``prepare`` beside them (``class_counts.trained_on``).
 
+The order is part of the cell's identity (``ros+focal`` and ``focal+ros`` are two cells even where
+they behave alike), since chained hooks run in the order written. The counts each part was given
+are recorded under ``extras.hybrid_part_counts``.
+
 Parameters are given per part, ``smote:k_neighbors=3+ldam-drw:max_m=0.3``; the composite's
 ``params`` is ``{part name: that part's resolved params}``. A part keeps its own random streams
 (salted with its own name), so ``smote`` inside ``smote+ldam-drw`` makes the same images as
@@ -94,6 +98,12 @@ class Composite(Method):
     def _ctx(self, ctx: Context):
         return ctx if self._counts is None else _PartContext(ctx, self._counts)
 
+    def _note_counts(self, ctx: Context) -> None:
+        seen = {p.name: list(ctx.class_counts) for p in self._with("prepare")[:1]}
+        if self._counts is not None:
+            seen.update({p.name: list(self._counts) for p in self.parts if p.name not in seen})
+        ctx.note("hybrid_part_counts", seen)
+
     # ----------------------------------------------------------------- hooks
     def prepare(self, train, ctx: Context):
         self._counts = None
@@ -102,6 +112,7 @@ class Composite(Method):
             part_ctx = ctx if self._counts is None else dataclasses.replace(ctx, class_counts=list(self._counts))
             train = part.prepare(train, part_ctx)
             self._counts = train.counts()
+        self._note_counts(ctx)
         return train
 
     def sampler(self, train, ctx: Context):

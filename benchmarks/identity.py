@@ -83,11 +83,17 @@ def dataset_label(dataset: dict) -> str:
     return dataset["name"] if not seed else f"{dataset['name']}(split_seed={seed})"
 
 
+def profile_label(profile: dict) -> str:
+    """The profile's name; its budget unit when it is not the default ``steps``."""
+    unit = profile.get("budget", {}).get("budget_unit", "steps")
+    return profile["name"] if unit == "steps" else f"{profile['name']}(budget_unit={unit})"
+
+
 def labels(cell: dict) -> dict:
-    """The labels a record carries (``dataset``, ``recipe``, ``method``, ``cell``)."""
+    """The labels a record carries (``dataset``, ``recipe``, ``method``, ``profile``, ``cell``)."""
     out = {"dataset": dataset_label(cell["dataset"]), "recipe": recipe_label(cell["recipe"]),
-           "method": method_label(cell["method"])}
+           "method": method_label(cell["method"]), "profile": profile_label(cell["profile"])}
     subset = f"/d{cell['subset_seed']}" if cell.get("subset_seed") else ""
     out["cell"] = (f"{out['dataset']}/{out['recipe']}/{out['method']}/{cell['model']}/"
-                   f"{cell['profile']['name']}{subset}/s{cell['seed']}")
+                   f"{out['profile']}{subset}/s{cell['seed']}")
     return out

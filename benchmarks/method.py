@@ -163,11 +163,17 @@ def _coerce(method: str, key: str, value: Any, default: Any) -> Any:
     if default is None or isinstance(default, str):
         return value
     if not isinstance(value, str):
-        if isinstance(value, bool) or isinstance(default, bool):
+        if isinstance(default, bool):
+            if isinstance(value, bool) or value in (0, 1):
+                return bool(value)
+            raise UsageError(f"method {method!r}: parameter {key}={value!r} is not a valid bool")
+        if isinstance(value, bool):
             return value
         if isinstance(default, float) and isinstance(value, int):
             return float(value)
-        if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+        if isinstance(default, int) and isinstance(value, float):
+            if not value.is_integer():
+                raise UsageError(f"method {method!r}: parameter {key}={value!r} is not a valid int")
             return int(value)
         return value
     try:

@@ -42,6 +42,15 @@ def budget(profile: str, track: str) -> dict:
     if track not in block:
         raise UsageError(f"profile {profile!r} has no budgets for track {track!r}")
     out = dict(block[track])
+    for key, kind in (("epochs", int), ("batch_size", int), ("lr", float)):
+        if key not in out:
+            raise UsageError(f"profile {profile!r}: the {track} budget needs {key!r}")
+    for key, kind in (("epochs", int), ("batch_size", int), ("warmup_epochs", int), ("lr", float),
+                      ("momentum", float), ("weight_decay", float)):
+        if key in out:
+            out[key] = _number(profile, key, out[key], kind)
+    out["lr_steps"] = {int(_number(profile, "lr_steps", k, int)): _number(profile, "lr_steps", v, float)
+                       for k, v in (out.get("lr_steps") or {}).items()}
     out.setdefault("budget_unit", "steps")
     out.setdefault("augment", "none")
     if out["budget_unit"] not in BUDGET_UNITS:
@@ -51,3 +60,17 @@ def budget(profile: str, track: str) -> dict:
         raise UsageError(f"profile {profile!r}: augment must be one of {', '.join(AUGMENT_POLICIES)}, "
                          f"got {out['augment']!r}")
     return out
+
+
+def _number(profile: str, key: str, value, kind):
+    """``value`` as ``kind`` (YAML reads ``1e-3`` as text; ``10.0`` epochs is 10), so one budget
+    written two ways is one budget; a bad value is a usage error."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"profile {profile!r}: {key} must be a number, got {value!r}") from None
+    if kind is int:
+        if not number.is_integer():
+            raise UsageError(f"profile {profile!r}: {key} must be a whole number, got {value!r}")
+        return int(number)
+    return number

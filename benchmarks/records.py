@@ -83,7 +83,7 @@ def read_record(path: Path) -> dict:
 
 
 def read_records(out: Path) -> list[dict]:
-    return [read_record(p) for p in sorted((Path(out) / "records").glob("*.json"))]
+    return [read_record(p) for p in sorted((Path(out) / "records").glob("[!.]*.json"))]
 
 
 @lru_cache(maxsize=None)

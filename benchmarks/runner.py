@@ -87,6 +87,17 @@ def execute_cell(cell: dict, runtime: dict, progress: bool = False, previous: di
             "error": record["error"], "headline": headline, "metric": track.headline_metric}
 
 
+def check_existing(cells: list[dict], out: Path, resume: bool, existing: list | None = None) -> None:
+    """Without ``resume``, recorded cells are a usage error (checked before anything is written)."""
+    if resume:
+        return
+    done = sum(r is not None for r in existing) if existing is not None else \
+        sum(record_path(Path(out), c).exists() for c in cells)
+    if done:
+        raise UsageError(f"{done} of these {len(cells)} cells are already recorded in {out}; "
+                         "pass --resume to skip them (and retry the failed ones), or --out to write elsewhere")
+
+
 def run_cells(cells: list[dict], runtime: dict, executor, *, resume: bool, quiet: bool,
               retry: bool = True) -> dict:
     """Run the cells not yet recorded (and, under ``resume``, retry the failed ones unless
@@ -94,10 +105,7 @@ def run_cells(cells: list[dict], runtime: dict, executor, *, resume: bool, quiet
     out = Path(runtime["out"])
     paths = [record_path(out, c) for c in cells]
     existing = [read_record(p) if p.exists() else None for p in paths]
-    done = sum(r is not None for r in existing)
-    if done and not resume:
-        raise UsageError(f"{done} of these {len(cells)} cells are already recorded in {out}; "
-                         "pass --resume to skip them (and retry the failed ones), or --out to write elsewhere")
+    check_existing(cells, out, resume, existing)
     todo = [(c, r) for c, r in zip(cells, existing)
             if r is None or (retry and r.get("status") != "ok")]
     retried = sum(r is not None for _, r in todo)

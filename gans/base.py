@@ -84,6 +84,16 @@ def deficits(counts: list[int], blend: str) -> list[int]:
     return [int(frac * (top - n)) for n in counts]
 
 
+def canonical_blend(blend) -> str:
+    """One spelling per setting: ``full``, or the fraction as ``%g`` (``.5``, ``0.50`` -> ``0.5``);
+    a fraction of 1 fills the whole deficit, which is ``full``."""
+    text = str(blend).strip()
+    if text == "full":
+        return text
+    frac = float(text)
+    return "full" if frac == 1.0 else f"{frac:g}"
+
+
 def check_blend(method: str, blend: str) -> None:
     if blend == "full":
         return
@@ -104,7 +114,7 @@ class GenerativeOversampler(Method, ABC):
 
     def check(self) -> None:
         check_blend(self.name, str(self.params["blend"]))
-        self.params["blend"] = str(self.params["blend"])
+        self.params["blend"] = canonical_blend(self.params["blend"])
 
     # ------------------------------------------------------------ to implement
     @abstractmethod

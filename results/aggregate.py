@@ -77,7 +77,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     for r in records:
         names = _labels(r)
         row = {"track": r["track"], "dataset": names["dataset"], "recipe": names["recipe"],
-               "model": r["model"], "profile": r["profile"], "method": names["method"],
+               "model": r["model"], "profile": names.get("profile", r["profile"]), "method": names["method"],
                "family": r.get("method_family", ""),
                "setting": r.get("setting_hash") or setting_hash(r["config"]), "block": block_key(r["config"]),
                "seed": r["seed"], "subset_seed": r.get("subset_seed", 0), "status": r["status"]}
@@ -184,6 +184,7 @@ def pivot(table: pd.DataFrame, headline: str) -> pd.DataFrame:
         return pd.DataFrame()
     parts = ["dataset", "recipe"] + [k for k in ("model", "profile") if sub[k].nunique() > 1]
     column = sub[parts].astype(str).agg(" / ".join, axis=1)
-    wide = sub.assign(column=column).pivot_table(index="method", columns="column", values="mean", aggfunc="first")
+    wide = sub.assign(column=column).pivot_table(index="method", columns="column", values="mean", aggfunc="first",
+                                                 dropna=False)
     wide = wide.reindex(columns=list(dict.fromkeys(column)))
     return wide.loc[wide.mean(axis=1).sort_values(ascending=False).index]

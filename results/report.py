@@ -40,7 +40,7 @@ def load_runs(run_dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict]]
         run = Path(run)
         if not (run / "records").is_dir():
             raise UsageError(f"{run} is not a run directory (no records/ folder in it)")
-        for path in sorted((run / "records").glob("*.json")):
+        for path in sorted((run / "records").glob("[!.]*.json")):  # not .tmp-* of a write in progress
             try:
                 record = read_record(path)
             except (OSError, ValueError) as exc:
@@ -52,8 +52,11 @@ def load_runs(run_dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict]]
         log = run / "commands.jsonl"
         if log.exists():
             for line in log.read_text().splitlines():
-                if line.strip():
+                try:
                     entry = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a killed run
+                if isinstance(entry, dict):
                     commands.append({"run": str(run), **{k: v for k, v in entry.items() if k != "cells"}})
                     planned.update(entry.get("cells", {}))
     missing = [{"cell": label, "config_hash": h} for h, label in planned.items() if h not in chosen]
@@ -87,7 +90,7 @@ def block_scores(table: pd.DataFrame, headline: str) -> pd.DataFrame:
     sub = table[table["metric"] == headline]
     label = sub[["dataset", "recipe", "model", "profile"]].astype(str).agg(" / ".join, axis=1)
     return sub.assign(block_label=label).pivot_table(index="block_label", columns="method", values="mean",
-                                                      aggfunc="first")
+                                                      aggfunc="first", dropna=False)
 
 
 def rank_statistics(table: pd.DataFrame, headline: str, lower_is_better: bool, out: Path, track: str) -> dict:

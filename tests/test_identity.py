@@ -192,3 +192,54 @@ def test_a_second_writer_of_one_record_is_an_error_not_a_silent_overwrite(tmp_pa
     with pytest.raises(RecordExistsError):
         write_record(path, {"status": "ok", "other": 1}, replace_failed=True)  # only a failed one is replaced
     assert json.loads(path.read_text()) == {"status": "ok"}
+
+
+@pytest.mark.parametrize("a, b", [
+    ({"name": "cgan", "blend": 0.5}, "cgan:blend=.50"),
+    ({"name": "cgan", "blend": 1}, "cgan:blend=full"),
+    ({"name": "ldam-drw", "drw": 1}, "ldam-drw:drw=true"),
+    ({"name": "smote", "k_neighbors": 5.0}, "smote"),
+])
+def test_one_setting_written_two_ways_is_one_cell(a, b):
+    assert config_hash(expand(_suite([a]), Overrides())[0]) == config_hash(expand(_suite([b]), Overrides())[0])
+
+
+def test_impossible_parameter_types_are_usage_errors():
+    from imbench.benchmarks.errors import UsageError
+
+    with pytest.raises(UsageError, match="not a valid int"):
+        expand(_suite([{"name": "smote", "k_neighbors": 5.5}]), Overrides())
+    with pytest.raises(UsageError, match="not a valid bool"):
+        expand(_suite([{"name": "ldam-drw", "drw": 2}]), Overrides())
+
+
+def test_profile_numbers_are_normalised_and_required(tmp_path):
+    import yaml
+
+    from imbench.benchmarks.errors import UsageError
+    from imbench.benchmarks.profiles import budget
+
+    base = budget("smoke", "classification")
+    text = tmp_path / "mine.yaml"
+    text.write_text(yaml.safe_dump({"classification": {**base, "lr": "5e-2", "epochs": 2.0}}))
+    assert budget(str(text), "classification") == base  # YAML's "5e-2" is text: read as 0.05
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump({"classification": {k: v for k, v in base.items() if k != "lr"}}))
+    with pytest.raises(UsageError, match="needs 'lr'"):
+        budget(str(broken), "classification")
+
+
+def test_budget_unit_shows_in_the_labels(cli, tmp_path):
+    assert cli("run", "--methods", "erm", "--seeds", "0", "--budget-unit", "epochs", "--out", tmp_path / "o", *SMOKE)[0] == 0
+    (record,) = read_records(tmp_path / "o")
+    assert record["labels"]["profile"] == "smoke(budget_unit=epochs)"
+    assert "/smoke(budget_unit=epochs)/s0" in record["labels"]["cell"]
+
+
+def test_a_refused_run_writes_nothing(cli, tmp_path):
+    args = ["run", "--methods", "erm", "--out", tmp_path / "o", *SMOKE]
+    assert cli(*args, "--seeds", "0")[0] == 0
+    before = (tmp_path / "o" / "commands.jsonl").read_text()
+    code, _, err = cli(*args, "--seeds", "0,1")
+    assert code == 2 and "--resume" in err
+    assert (tmp_path / "o" / "commands.jsonl").read_text() == before

@@ -90,3 +90,25 @@ def test_run_writes_its_report_at_the_end(cli, tmp_path):
     board = pd.read_csv(tmp_path / "o" / "leaderboard.csv")
     head = table[table["metric"] == "balanced_accuracy"].set_index("method")["mean"]
     assert board.set_index("method")["balanced_accuracy_mean"].to_dict() == pytest.approx(head.to_dict())
+
+
+def test_half_written_files_of_a_killed_run_are_ignored(cli, two_runs, tmp_path):
+    root, _ = two_runs
+    shutil.copytree(root / "a", tmp_path / "a")
+    (tmp_path / "a" / "records" / ".tmp-abc.json").write_text('{"status": "o')
+    with open(tmp_path / "a" / "commands.jsonl", "a") as fh:
+        fh.write('{"command": "imbench run --cut sh')
+    code, stdout, err = cli("report", tmp_path / "a", "--out", tmp_path / "rep")
+    assert code == 0, err
+    assert "3 records" in stdout
+
+
+def test_a_method_that_failed_everywhere_is_listed_as_left_out(tmp_path):
+    from imbench.results.aggregate import tidy
+    from imbench.results.report import rank_statistics
+    from tests.test_aggregate import record
+
+    recs = [record(m, 0, v, recipe_ir=ir) for ir in (10, 50) for m, v in (("erm", 0.5), ("a", 0.7), ("b", 0.6))]
+    recs += [record("dead", 0, 0, status="failed", recipe_ir=ir) for ir in (10, 50)]
+    stats = rank_statistics(tidy(recs), "score", False, tmp_path, "toy")
+    assert stats["dropped_methods"] == ["dead"] and stats["n_methods"] == 3
