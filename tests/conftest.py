@@ -29,33 +29,22 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _cells_in_process():
-    """In-process CLI tests run their few smoke cells serially (``--jobs auto`` would spawn a
-    worker pool per test); the tests of the pool pass ``--jobs`` explicitly."""
+def _cli_defaults_for_tests():
+    """The in-process CLI tests run their few smoke cells serially (``--jobs auto`` would spawn a
+    worker pool per test; the tests of the pool pass ``--jobs``) and without the report that
+    ``imbench run`` writes at its end (plots, HTML: ~2-15 s; tests/test_report.py passes
+    ``--report``)."""
     import os
 
-    before = os.environ.get("IMBENCH_JOBS")
-    os.environ["IMBENCH_JOBS"] = "1"
+    wanted = {"IMBENCH_JOBS": "1", "IMBENCH_REPORT": "0"}
+    before = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
     yield
-    if before is None:
-        os.environ.pop("IMBENCH_JOBS", None)
-    else:
-        os.environ["IMBENCH_JOBS"] = before
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _no_report_by_default():
-    """``imbench run`` writes a report (plots, HTML; ~2-15 s) at its end; the many small runs of
-    the tests skip it unless they pass ``--report`` (tests/test_report.py does)."""
-    import os
-
-    before = os.environ.get("IMBENCH_REPORT")
-    os.environ["IMBENCH_REPORT"] = "0"
-    yield
-    if before is None:
-        os.environ.pop("IMBENCH_REPORT", None)
-    else:
-        os.environ["IMBENCH_REPORT"] = before
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(autouse=True, scope="session")
