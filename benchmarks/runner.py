@@ -110,7 +110,8 @@ def run_cells(cells: list[dict], runtime: dict, executor, *, resume: bool, quiet
             if r is None or (retry and r.get("status") != "ok")]
     retried = sum(r is not None for _, r in todo)
     skipped = len(cells) - len(todo)
-    if not quiet and done:
+    recorded = sum(r is not None for r in existing)
+    if not quiet and recorded:
         kept_failed = sum(r is not None and r.get("status") != "ok" for r in existing) - retried
         print(f"resuming: {skipped} cell(s) already recorded ({kept_failed} failed, not retried), "
               f"{retried} failed cell(s) retried, {len(todo) - retried} to run", file=sys.stderr)

@@ -155,3 +155,15 @@ def test_real_mnist_test_split_runs(cli, tmp_path, shared_data):
     assert sum(record["class_counts"]["test"]) == 2000
     assert math.isfinite(record["metrics"]["balanced_accuracy"])
     json.dumps(record)
+
+
+def test_run_with_progress_and_resume_messages(cli, tmp_path):
+    # the default (not --quiet) path: progress bars, the suite line, the resume summary
+    args = ["run", "--methods", "erm", "--profile", "smoke", "--ir", "10", "--out", tmp_path / "o"]
+    code, _, err = cli(*args, "--seeds", "0")
+    assert code == 0, err
+    assert "imbench: suite quick: 1 cells on cpu" in err
+    code, stdout, err = cli(*args, "--seeds", "0,1", "--resume")
+    assert code == 0, err
+    assert "resuming: 1 cell(s) already recorded (0 failed, not retried), 0 failed cell(s) retried, 1 to run" in err
+    assert "2 cells, 1 run now, 1 resumed" in stdout
