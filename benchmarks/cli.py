@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
+    from ..results.aggregate import tidy
     from ..results.leaderboard import format_table, leaderboard, write_leaderboard
 
     load_methods(tuple(args.plugin))
@@ -132,7 +133,8 @@ def cmd_run(args) -> int:
                   file=sys.stderr)
         result = run_cells(cells, runtime, make_executor(jobs), resume=args.resume, quiet=args.quiet,
                            retry=not args.no_retry)
-        written = write_leaderboard(result["records"], out)
+        table = tidy(result["records"])  # the statistics of this invocation's cells, once
+        written = write_leaderboard(result["records"], out, table)
         report, report_error = None, None
         if _want_report(args.report):
             from ..results.report import build_report
@@ -141,7 +143,7 @@ def cmd_run(args) -> int:
                 report = build_report([out], out / "report")
             except Exception as exc:  # noqa: BLE001
                 report_error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
-    print(format_table(leaderboard(result["records"])))
+    print(format_table(leaderboard(result["records"], table)))
     print()
     retried = f" ({result['retried']} retried)" if result["retried"] else ""
     print(f"records:     {out / 'records'} ({len(result['records'])} cells, {result['ran']} run now{retried}, "

@@ -98,21 +98,18 @@ class Composite(Method):
     def _ctx(self, ctx: Context):
         return ctx if self._counts is None else _PartContext(ctx, self._counts)
 
-    def _note_counts(self, ctx: Context) -> None:
-        seen = {p.name: list(ctx.class_counts) for p in self._with("prepare")[:1]}
-        if self._counts is not None:
-            seen.update({p.name: list(self._counts) for p in self.parts if p.name not in seen})
-        ctx.note("hybrid_part_counts", seen)
-
     # ----------------------------------------------------------------- hooks
     def prepare(self, train, ctx: Context):
         self._counts = None
+        seen = {}
         for part in self._with("prepare"):
             # a real Context (a copy sharing record, metrics and source) for the data-level parts
             part_ctx = ctx if self._counts is None else dataclasses.replace(ctx, class_counts=list(self._counts))
+            seen[part.name] = list(part_ctx.class_counts)
             train = part.prepare(train, part_ctx)
             self._counts = train.counts()
-        self._note_counts(ctx)
+        seen.update({p.name: list(self._counts or ctx.class_counts) for p in self.parts if p.name not in seen})
+        ctx.note("hybrid_part_counts", seen)  # the class counts each part was given
         return train
 
     def sampler(self, train, ctx: Context):

@@ -42,7 +42,7 @@ def budget(profile: str, track: str) -> dict:
     if track not in block:
         raise UsageError(f"profile {profile!r} has no budgets for track {track!r}")
     out = dict(block[track])
-    for key, kind in (("epochs", int), ("batch_size", int), ("lr", float)):
+    for key in ("epochs", "batch_size", "lr"):
         if key not in out:
             raise UsageError(f"profile {profile!r}: the {track} budget needs {key!r}")
     for key, kind in (("epochs", int), ("batch_size", int), ("warmup_epochs", int), ("lr", float),

@@ -4,8 +4,9 @@ A record holds ``status`` (``ok`` / ``failed``), ``error``, the resolved ``confi
 ``config_hash`` (the cell's identity, see ``identity.py``), ``setting_hash`` (the same without
 the seeds: what a leaderboard row averages over), ``labels``, ``track``, ``method``, ``dataset``,
 ``recipe``, ``model``, ``profile``, ``subset_seed``, ``seed``, ``attempts`` (earlier failed
-attempts of this cell), ``training`` (budget unit, optimizer steps, images seen), ``class_counts``, ``metrics``, ``timings`` (prepare / train / evaluate / total
-seconds), ``extras`` (what the method noted), ``data`` (how the source and split were made),
+attempts of this cell), ``training`` (budget unit, optimizer steps, images seen),
+``track_info`` (what the report shows), ``class_counts``, ``metrics``, ``timings`` (prepare /
+train / evaluate / total seconds), ``extras`` (what the method noted), ``data`` (how the source and split were made),
 ``versions``, ``git`` (SHA and dirty flag), ``device``, ``threads``, ``created``.
 """
 from __future__ import annotations

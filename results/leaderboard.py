@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import KEYS, records_frame, tidy, track_info  # noqa: F401  (records_frame re-exported)
+from .aggregate import KEYS, tidy, track_info
 
 
 def leaderboard(records: list[dict], table: pd.DataFrame | None = None) -> pd.DataFrame:

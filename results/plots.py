@@ -31,9 +31,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from .aggregate import records_frame, track_info
-
-KEYS = ["track", "dataset", "recipe", "model", "profile"]
+from .aggregate import KEYS, ci95, records_frame, track_info
 REFERENCE = "erm"  # the reference method of every block (deltas are taken against it)
 # Seconds a cell spends *measuring* its samples (classifier-on-synthetic training), recorded under
 # ``extras`` and included in ``timings.total_s``: not a cost of the method itself.
@@ -105,19 +103,6 @@ def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
     total = np.where(finite, a, 0.0).sum(axis=axis)
     count = finite.sum(axis=axis)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    """Student-t 95 % interval of the mean (NaN, NaN for fewer than 2 values)."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    if n < 2:
-        return math.nan, math.nan
-    half = float(stats.t.ppf(0.975, n - 1)) * float(np.std(values, ddof=1)) / math.sqrt(n)
-    return float(values.mean()) - half, float(values.mean()) + half
 
 
 def _place_labels(ax, xs, ys, labels, *, fontsize: float = 7.0, xlog: bool = False, colors=None,
@@ -661,7 +646,7 @@ def metric_vs_blend(records: Sequence[dict], headline: str | None, out_dir: Path
                 vals = cells[metric].astype(float).to_numpy()
                 vals = vals[np.isfinite(vals)]
                 if len(vals):
-                    lo, hi = _ci(vals)
+                    lo, hi = ci95(vals)
                     stats.append((blend, vals.mean(), lo, hi))
             x, mean, lo, hi = (np.array(v, dtype=float) for v in zip(*stats))
             err = np.vstack([np.where(np.isfinite(lo), mean - lo, 0.0), np.where(np.isfinite(hi), hi - mean, 0.0)])

@@ -96,6 +96,7 @@ def test_loss_part_sees_the_counts_of_the_set_it_trains_on():
     assert torch.allclose(loss(logits, y), torch.nn.functional.cross_entropy(logits, y))
     assert not torch.allclose(alone(logits, y), torch.nn.functional.cross_entropy(logits, y))
     assert ctx.class_counts == [24, 8, 3]  # the cell's context itself is untouched
+    assert ctx.record["hybrid_part_counts"] == {"ros": [24, 8, 3], "class-weighted": [24, 24, 24]}
 
 
 @pytest.mark.parametrize("spec", ["smote+ldam-drw", "ros+focal", "rus+random-erasing"])
