@@ -5,9 +5,9 @@ import numpy as np
 from imblearn.over_sampling import ADASYN as _ADASYN
 from imblearn.over_sampling import SMOTE as _SMOTE
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.method import Context, Method
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract import Context, Method
+from ..benchmarks.contract.method import register_method
 from .resampling import synthesise
 
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.method import Context, Method
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract import Context, Method
+from ..benchmarks.contract.method import register_method
 from .class_weights import class_balanced_weights
 
 LOSSES = ("softmax", "focal", "sigmoid")
@@ -72,6 +72,6 @@ class CBLoss(Method):
         return model
 
     def criterion(self, ctx: Context):
-        w = class_balanced_weights(ctx.class_counts, float(self.params["beta"]))
+        w = class_balanced_weights(ctx.instance_counts, float(self.params["beta"]))
         ctx.note("class_weights", [round(float(v), 6) for v in w])
         return ClassBalancedLoss(w, self.params["loss"], float(self.params["gamma"]))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..benchmarks.method import Context, Method
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract import Context, Method
+from ..benchmarks.contract.method import register_method
 from .class_weights import inverse_frequency_weights
 
 
@@ -12,7 +12,7 @@ from .class_weights import inverse_frequency_weights
 class ClassWeighted(Method):
     """``nn.CrossEntropyLoss(weight=w)`` with w_c ∝ 1 / n_c summing to C (0 for an empty class).
 
-    ``n_c`` are the recipe's counts (``ctx.class_counts``). PyTorch's weighted mean is used:
+    ``n_c`` are the recipe's counts (``ctx.instance_counts``). PyTorch's weighted mean is used:
     Σ w_{y_i} CE_i / Σ w_{y_i} over the batch. The weights go to the record (``class_weights``).
     """
 
@@ -24,6 +24,6 @@ class ClassWeighted(Method):
     defaults = {}
 
     def criterion(self, ctx: Context):
-        w = inverse_frequency_weights(ctx.class_counts)
+        w = inverse_frequency_weights(ctx.instance_counts)
         ctx.note("class_weights", [round(float(v), 6) for v in w])
         return nn.CrossEntropyLoss(weight=w)

@@ -1,8 +1,8 @@
 """ERM: plain empirical risk minimisation, the no-rebalancing reference every delta is taken against."""
 from __future__ import annotations
 
-from ..benchmarks.method import Method
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.method import Method
+from ..benchmarks.contract.method import register_method
 
 
 @register_method

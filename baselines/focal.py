@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.method import Context, Method
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract import Context, Method
+from ..benchmarks.contract.method import register_method
 
 
 class FocalLoss(nn.Module):

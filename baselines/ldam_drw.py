@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.method import Context, Method
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract import Context, Method
+from ..benchmarks.contract.method import register_method
 from .class_weights import class_balanced_weights
 
 
@@ -49,7 +49,7 @@ class LDAMLoss(nn.Module):
 class LDAMDRW(Method):
     """Cosine classifier + LDAM loss; from epoch ⌊drw_start · epochs⌋ the CE weights become the
     class-balanced weights (β = ``beta``, summing to C), before that all 1 (``drw=False``: plain
-    LDAM throughout). Counts are the recipe's (``ctx.class_counts``; an empty class counts as 1
+    LDAM throughout). Counts are the recipe's (``ctx.instance_counts``; an empty class counts as 1
     for its margin). Defaults are the paper's CIFAR setting (DRW at 160 of 200 epochs).
     """
 
@@ -80,8 +80,8 @@ class LDAMDRW(Method):
         return int(math.floor(float(self.params["drw_start"]) * epochs + 1e-9))
 
     def criterion(self, ctx: Context):
-        self._loss = LDAMLoss(ctx.class_counts, float(self.params["max_m"]), float(self.params["s"]))
-        self._drw_weights = class_balanced_weights(ctx.class_counts, float(self.params["beta"]))
+        self._loss = LDAMLoss(ctx.instance_counts, float(self.params["max_m"]), float(self.params["s"]))
+        self._drw_weights = class_balanced_weights(ctx.instance_counts, float(self.params["beta"]))
         if self.params["drw"]:
             ctx.note("drw_start_epoch", self.drw_epoch(ctx.epochs))
         return self._loss

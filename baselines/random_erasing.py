@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.method import Context, Method
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract import Context, Method
+from ..benchmarks.contract.method import register_method
 
 SCALE_MIN = 0.02
 RATIO = (0.3, 3.3)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..benchmarks.method import Context
+from ..benchmarks.contract.context import Context
 
 SEED_HIGH = 2**31 - 1
 

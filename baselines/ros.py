@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from imblearn.over_sampling import RandomOverSampler
 
-from ..benchmarks.method import Context, Method
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract import Context, Method
+from ..benchmarks.contract.method import register_method
 from .resampling import resample_indices
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from imblearn.over_sampling import SMOTE as _SMOTE
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.method import Context, Method
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract import Context, Method
+from ..benchmarks.contract.method import register_method
 from .resampling import synthesise
 
 

@@ -9,12 +9,12 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from .errors import UsageError, unknown
+from .contract.errors import UsageError, unknown
 from .executors import make_executor, resolve_jobs
 from .plugins import METHODS, load_methods
 from .profiles import profiles
 from .runner import check_existing, resolve_device, run_cells, validate
-from .identity import labels
+from .labels import labels
 from .runlock import RunLock, note_command
 from .suite import Overrides, dedupe, expand, load_suite, parse_ints, suite_names
 

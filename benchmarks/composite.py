@@ -18,7 +18,7 @@ hook             how the parts combine
 
 Two parts that set the same exclusive hook are a usage error naming the clash. A part sees the
 cell's context, except that once a data-level part has changed the training set, the parts
-after it see ``class_counts`` of the set they train on (what they would see if that set were the
+after it see the counts (``instance_counts``, ``image_counts``) of the set they train on (what they would see if that set were the
 recipe's output): ``ros+class-weighted`` then weights a balanced set uniformly rather than
 correcting twice. The recipe's counts stay in the record (``class_counts.recipe``) and the
 counts after ``prepare`` beside them (``class_counts.trained_on``).
@@ -34,12 +34,11 @@ Parameters are given per part, ``smote:k_neighbors=3+ldam-drw:max_m=0.3``; the c
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
-from .errors import UsageError
-from .method import HOOKS, Context, Method
+from .contract.errors import UsageError
+from .contract import HOOKS, Context, Method
 
 EXCLUSIVE = ("sampler", "criterion", "adapt_model")
 _SPLIT = re.compile(r"\+(?=[A-Za-z_])")  # '+' before a name: 1e+3 stays a number
@@ -56,13 +55,16 @@ def is_composite(name: str) -> bool:
 
 
 class _PartContext:
-    """The cell's context with ``class_counts`` replaced; everything else is the cell's own."""
+    """The cell's context with the counts of ``counts_of`` (``instance_counts``, ``image_counts``,
+    ``frequency_groups``); everything else, writes included, is the cell's own."""
 
-    def __init__(self, base: Context, class_counts: list[int]):
+    def __init__(self, base: Context, counts_of: Context):
         object.__setattr__(self, "_base", base)
-        object.__setattr__(self, "class_counts", list(class_counts))
+        object.__setattr__(self, "_counts", counts_of)
 
     def __getattr__(self, key: str) -> Any:
+        if key in ("instance_counts", "image_counts", "frequency_groups"):
+            return getattr(self._counts, key)
         return getattr(self._base, key)
 
     def __setattr__(self, key: str, value: Any) -> None:
@@ -85,7 +87,7 @@ class Composite(Method):
                 raise UsageError(f"hybrid {self.name!r}: the parameters of part {name!r} must be a mapping")
         self.parts = [cls(**params.get(name, {})) for name, cls in zip(self.part_names, self.part_classes)]
         self.params = {p.name: p.params for p in self.parts}
-        self._counts: list[int] | None = None
+        self._counts: Context | None = None  # the counts of the prepared set
 
     @classmethod
     def hooks(cls) -> list[str]:
@@ -104,12 +106,12 @@ class Composite(Method):
         seen = {}
         for part in self._with("prepare"):
             # a real Context (a copy sharing record, metrics and source) for the data-level parts
-            part_ctx = ctx if self._counts is None else dataclasses.replace(ctx, class_counts=list(self._counts))
-            seen[part.name] = list(part_ctx.class_counts)
+            part_ctx = self._counts or ctx
+            seen[part.name] = list(part_ctx.instance_counts)
             train = part.prepare(train, part_ctx)
-            self._counts = train.counts()
-        seen.update({p.name: list(self._counts or ctx.class_counts) for p in self.parts if p.name not in seen})
-        ctx.note("hybrid_part_counts", seen)  # the class counts each part was given
+            self._counts = ctx.with_counts_of(train)
+        seen.update({p.name: list((self._counts or ctx).instance_counts) for p in self.parts if p.name not in seen})
+        ctx.note("hybrid_part_counts", seen)  # the (instance) counts each part was given
         return train
 
     def sampler(self, train, ctx: Context):

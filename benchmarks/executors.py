@@ -11,7 +11,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 
-from .errors import UsageError
+from .contract.errors import UsageError
 
 JOBS_ENV = "IMBENCH_JOBS"  # the default of --jobs when the flag is not given (else "auto")
 

@@ -1,29 +1,18 @@
-"""The method registry: built-ins, entry-point plugins and ``--plugin module:attr``."""
+"""Loading methods into the registry (``contract.METHODS``): built-ins, entry-point plugins and
+``--plugin module:attr``."""
 from __future__ import annotations
 
 import importlib
 import inspect
 from importlib.metadata import entry_points
 
-from .errors import UsageError
-from .method import Method
-from .registry import Registry
+from .contract.errors import UsageError
+from .contract.method import METHODS, Method, register_method
+from .contract.registry import Registry
 
 ENTRY_POINT_GROUP = "imbench.methods"
-METHODS: Registry[type[Method]] = Registry("method")
 _BUILTIN_PACKAGES = ("imbench.baselines", "imbench.gans")
 _state = {"builtins": False, "entry_points": False}
-
-
-def register_method(cls: type[Method], origin: str = "builtin") -> type[Method]:
-    """Class decorator that registers a :class:`Method` subclass under ``cls.name``."""
-    if not (inspect.isclass(cls) and issubclass(cls, Method)):
-        raise UsageError(f"{cls!r} from {origin} is not a subclass of imbench Method")
-    if not cls.name:
-        raise UsageError(f"method class {cls.__qualname__} from {origin} has no name")
-    if not cls.tracks:
-        raise UsageError(f"method {cls.name!r} from {origin} declares no tracks")
-    return METHODS.register(cls.name, cls, origin=origin)
 
 
 def _register_all(obj, origin: str) -> list[str]:

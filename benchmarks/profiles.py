@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import UsageError, unknown
+from .contract.errors import UsageError, unknown
 
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 BUDGET_UNITS = ("steps", "epochs")

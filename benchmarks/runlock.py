@@ -15,7 +15,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import UsageError
+from .contract.errors import UsageError
 
 LOCK_NAME = ".imbench-run.lock"
 COMMANDS_NAME = "commands.jsonl"
@@ -71,7 +71,8 @@ def note_command(out: Path, cells: list[dict], command: str) -> Path:
     """Append this invocation to ``<out>/commands.jsonl``: the command line, when, and the
     identities of the cells it planned (the report lists planned cells without a record as
     missing). Called while the run holds the lock."""
-    from .identity import config_hash, labels
+    from .contract.identity import config_hash
+    from .labels import labels
 
     path = Path(out) / COMMANDS_NAME
     entry = {"command": command, "cwd": os.getcwd(),

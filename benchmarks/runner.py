@@ -11,10 +11,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..tasks import get_track
-from .errors import UsageError
-from .identity import config_hash, labels, setting_hash
+from .contract.errors import UsageError
+from .contract.identity import config_hash, setting_hash
+from .labels import labels, record_path
 from .plugins import load_methods, method_class
-from .records import RECORD_VERSION, git_state, read_record, record_path, versions, write_record
+from .contract.records import RECORD_VERSION, git_state, read_record, versions, write_record
 
 
 def resolve_device(name: str) -> str:

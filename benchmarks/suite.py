@@ -18,8 +18,8 @@ import yaml
 
 from ..tasks import TRACKS
 from .composite import is_composite, split_parts
-from .errors import UsageError, unknown
-from .identity import config_hash
+from .contract.errors import UsageError, unknown
+from .contract.identity import config_hash
 from .plugins import METHODS, method_class
 from .profiles import BUDGET_UNITS, budget
 

@@ -45,6 +45,14 @@ class ImageSet:
         """Items per class, in class-index order (synthetic items included)."""
         return torch.bincount(self.labels, minlength=self.num_classes).tolist()
 
+    def instance_counts(self) -> list[int]:
+        """The contract's per-class instance counts: one object per image, so :meth:`counts`."""
+        return self.counts()
+
+    def image_counts(self) -> list[int]:
+        """The contract's per-class image counts: :meth:`counts` (one label per image)."""
+        return self.counts()
+
     def subset(self, index) -> "ImageSet":
         index = torch.as_tensor(np.asarray(index), dtype=torch.int64)
         return ImageSet(self.images[index], self.labels[index], list(self.class_names), self.synthetic[index])

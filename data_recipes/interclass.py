@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..benchmarks.errors import UsageError
+from ..benchmarks.contract.errors import UsageError
 from .recipes import (POOL_STREAM, RecipeContext, Selection, check_range, floor,
                       midpoint_minority, register_recipe)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..benchmarks.errors import UsageError
+from ..benchmarks.contract.errors import UsageError
 from .recipes import (CLASS_STREAM, CLUSTER_STREAM, RecipeContext, Selection, check_range, floor,
                       register_recipe)
 

@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.registry import Registry
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract.registry import Registry
 from .imageset import ImageSet, Source
 
 COMMON_DEFAULTS: dict = {"class_order": "index", "n_max": 0}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.method import register_method
 from .cgan import CGAN
 from .nets import Discriminator
 

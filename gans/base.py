@@ -41,10 +41,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.method import Context, Method
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract import Context, Method
 from ..data_recipes.imageset import ImageSet
-from ..tasks.track import DivergenceError
+from ..benchmarks.contract.track import DivergenceError
 from .cache_lock import cache_lock
 
 CODE_VERSION = "gans-1"

@@ -56,7 +56,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..benchmarks.method import Context, Method
+from ..benchmarks.contract import Context, Method
 from ..data_recipes.imageset import ImageSet
 from ..tasks.classification import train as trainer  # looked up at call time (tests patch fit)
 from ..tasks.classification.models import build_model
@@ -84,7 +84,7 @@ def train_classifier(data: ImageSet, *, device, epochs: int, init_seed: int, see
     std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
     del x
     C, H, W = data.image_shape
-    ctx = Context(track="classification", class_names=list(data.class_names), class_counts=data.counts(),
+    ctx = Context(track="classification", class_names=list(data.class_names), instance_counts=data.counts(),
                   minority=[], seed=int(seed), device=device, budget=classifier_budget(epochs), dataset="cas",
                   quiet=True)
     with torch.random.fork_rng(devices=[]):

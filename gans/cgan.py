@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.method import Context
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract.context import Context
+from ..benchmarks.contract.method import register_method
 from ..data_recipes.imageset import ImageSet
 from .base import GenerativeOversampler, frozen, optimise
 from .nets import Discriminator, Generator, RealBatches, noise, sample_conditional

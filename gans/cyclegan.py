@@ -55,9 +55,9 @@ import torch
 from torch import nn
 from torch.nn import functional as Fn
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.method import Context
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract.context import Context
+from ..benchmarks.contract.method import register_method
 from ..data_recipes.imageset import ImageSet
 from .base import GenerativeOversampler, frozen, optimise
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.method import Context
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract.context import Context
+from ..benchmarks.contract.method import register_method
 from ..data_recipes.imageset import ImageSet
 from .base import GenerativeOversampler, frozen, optimise
 from .nets import Discriminator, Generator, noise, to_signed, to_uint8

@@ -36,8 +36,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..benchmarks.method import Context
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.context import Context
+from ..benchmarks.contract.method import register_method
 from ..data_recipes.imageset import ImageSet
 from .autoencoders import Decoder, Encoder, adam, batch_indices, decode, encode, postfix_every, to_unit
 from .base import GenerativeOversampler, optimise

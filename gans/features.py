@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..benchmarks.method import Context, Method
+from ..benchmarks.contract import Context, Method
 from ..data_recipes.imageset import ImageSet
 from ..tasks.classification import train as trainer  # looked up at call time (tests patch fit)
 from ..tasks.classification.models import build_model
@@ -147,7 +147,7 @@ def _train(train: ImageSet, *, device, epochs: int, seed: int, fingerprint: str)
     real = train.images.float().div(255.0)
     mean = real.mean(dim=(0, 2, 3)).tolist()
     std = real.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
-    ctx = Context(track="classification", class_names=list(train.class_names), class_counts=train.counts(),
+    ctx = Context(track="classification", class_names=list(train.class_names), instance_counts=train.counts(),
                   minority=[], seed=int(seed), device=device, budget=budget(epochs),
                   dataset=str(fingerprint), quiet=True)
     torch.manual_seed(int(seed))

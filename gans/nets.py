@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..benchmarks.errors import UsageError
+from ..benchmarks.contract.errors import UsageError
 from ..data_recipes.imageset import ImageSet
 
 SUPPORTED_SIZES = ("each side s·2^k with 4 <= s <= 8 and the same k >= 1 for height and width, e.g. "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..benchmarks.plugins import register_method
+from ..benchmarks.contract.method import register_method
 from .cgan import CGAN
 from .nets import Discriminator
 

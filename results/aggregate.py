@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..benchmarks.identity import config_hash, dataset_label, method_label, recipe_label, setting_hash
+from ..benchmarks.contract.identity import config_hash, dataset_label, setting_hash, spec_label
 
 KEYS = ["track", "dataset", "recipe", "model", "profile"]
 LABELS = KEYS + ["method"]
@@ -66,9 +66,14 @@ def block_key(config: dict) -> str:
 def _labels(r: dict) -> dict:
     if "labels" in r:
         return r["labels"]
-    cfg = r["config"]  # records of version 1
-    return {"dataset": dataset_label(cfg["dataset"]), "recipe": recipe_label(cfg["recipe"]),
-            "method": method_label(cfg["method"])}
+    # records of version 1 carry no labels; the aggregator reads records only (no registry), so
+    # their labels name every parameter
+    cfg = r["config"]
+    recipe, method = cfg["recipe"], cfg["method"]
+    recipe_params = spec_label(recipe["name"], recipe["params"], {})
+    return {"dataset": dataset_label(cfg["dataset"]),
+            "recipe": f"{recipe['name']}({','.join(recipe_params)})" if recipe_params else recipe["name"],
+            "method": ":".join([method["name"], *spec_label(method["name"], method["params"], {})])}
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:

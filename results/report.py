@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..benchmarks.errors import UsageError
-from ..benchmarks.records import read_record
+from ..benchmarks.contract.errors import UsageError
+from ..benchmarks.contract.records import read_record
 from .aggregate import pivot, tidy, track_info
 from .leaderboard import format_table, leaderboard
 

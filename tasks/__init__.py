@@ -1,9 +1,9 @@
-"""One module (or subpackage) per track: models, training loop, evaluation, metrics.
+"""One subpackage per track: models, training loop, evaluation, metrics.
 
-``TRACKS`` maps a track name to its :class:`~imbench.tasks.track.Track`; importing this
-package registers the built-in tracks.
+Importing this package registers the built-in tracks in ``TRACKS`` (the registry and the
+:class:`~imbench.benchmarks.contract.track.Track` interface live in the contract layer).
 """
-from .track import TRACKS, CellOutcome, DivergenceError, Track, get_track
+from ..benchmarks.contract.track import TRACKS, CellOutcome, DivergenceError, Track, get_track
 
 from . import classification  # noqa: E402,F401  (registers the track)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from imbench.benchmarks.method import Method
+from imbench.benchmarks.contract import Method
 
 
 class NanLoss(Method):

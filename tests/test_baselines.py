@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imbench.benchmarks.errors import UsageError
-from imbench.benchmarks.method import Context, Method
+from imbench.benchmarks.contract.errors import UsageError
+from imbench.benchmarks.contract import Context, Method
 from imbench.benchmarks.plugins import METHODS, create_method, load_methods
 from imbench.data_recipes.imageset import ImageSet
 
@@ -34,7 +34,7 @@ def make_set(counts=COUNTS, shape=(1, 8, 8), seed=0, spread=60.0) -> ImageSet:
 
 def make_ctx(counts=COUNTS, seed=0, epochs=10, dataset="", minority=(2,)) -> Context:
     return Context(track="classification", class_names=[f"c{i}" for i in range(len(counts))],
-                   class_counts=list(counts), minority=list(minority), seed=seed, epochs=epochs,
+                   instance_counts=list(counts), minority=list(minority), seed=seed, epochs=epochs,
                    dataset=dataset)
 
 

@@ -299,7 +299,7 @@ def test_cvae_samples_are_prior_draws_decoded_with_their_label(tiny, fitted):
 
 
 def test_parameters_are_validated():
-    from imbench.benchmarks.errors import UsageError
+    from imbench.benchmarks.contract.errors import UsageError
 
     with pytest.raises(UsageError):
         DeepSMOTE(k_neighbors=0)

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from imbench.benchmarks.errors import UsageError
+from imbench.benchmarks.contract.errors import UsageError
 from imbench.benchmarks.plugins import METHODS
 from imbench.gans.acgan import ACGAN
 from imbench.gans.cgan import CGAN

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from imbench.benchmarks.errors import UsageError
+from imbench.benchmarks.contract.errors import UsageError
 from imbench.benchmarks.plugins import METHODS
 from imbench.gans.cyclegan import (CycleGANOversampler, CycleTranslatorPair, cycle_loss, generator_losses,
                                    source_classes)

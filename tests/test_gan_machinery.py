@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imbench.benchmarks.records import read_records
+from imbench.benchmarks.contract.records import read_records
 from imbench.gans.base import CollapseError, deficits
-from imbench.tasks.track import DivergenceError
+from imbench.benchmarks.contract.track import DivergenceError
 from imbench.testing import tiny_context, tiny_imageset
 
 from .plugin_fixtures import NoisyMeans

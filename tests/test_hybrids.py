@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from imbench.benchmarks.composite import split_parts
-from imbench.benchmarks.errors import UsageError
-from imbench.benchmarks.identity import config_hash
+from imbench.benchmarks.contract.errors import UsageError
+from imbench.benchmarks.contract.identity import config_hash
 from imbench.benchmarks.plugins import load_methods, method_class
-from imbench.benchmarks.records import read_records
+from imbench.benchmarks.contract.records import read_records
 from imbench.benchmarks.suite import Overrides, expand
 from imbench.testing import check_method, tiny_context, tiny_imageset
 
@@ -95,7 +95,7 @@ def test_loss_part_sees_the_counts_of_the_set_it_trains_on():
     # a balanced set: uniform weights, i.e. plain cross-entropy; alone, the recipe's counts weight it
     assert torch.allclose(loss(logits, y), torch.nn.functional.cross_entropy(logits, y))
     assert not torch.allclose(alone(logits, y), torch.nn.functional.cross_entropy(logits, y))
-    assert ctx.class_counts == [24, 8, 3]  # the cell's context itself is untouched
+    assert ctx.instance_counts == [24, 8, 3]  # the cell's context itself is untouched
     assert ctx.record["hybrid_part_counts"] == {"ros": [24, 8, 3], "class-weighted": [24, 24, 24]}
 
 

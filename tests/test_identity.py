@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from imbench.benchmarks.identity import config_hash, method_label, recipe_label
-from imbench.benchmarks.records import read_records
+from imbench.benchmarks.contract.identity import config_hash
+from imbench.benchmarks.labels import method_label, recipe_label
+from imbench.benchmarks.contract.records import read_records
 from imbench.benchmarks.suite import Overrides, dedupe, expand
 
 SMOKE = ["--profile", "smoke", "--quiet", "--ir", "10"]
@@ -183,7 +184,7 @@ def test_no_retry_needs_resume(cli, tmp_path):
 
 
 def test_a_second_writer_of_one_record_is_an_error_not_a_silent_overwrite(tmp_path):
-    from imbench.benchmarks.records import RecordExistsError, write_record
+    from imbench.benchmarks.contract.records import RecordExistsError, write_record
 
     path = tmp_path / "records" / "r.json"
     write_record(path, {"status": "ok"})
@@ -205,7 +206,7 @@ def test_one_setting_written_two_ways_is_one_cell(a, b):
 
 
 def test_impossible_parameter_types_are_usage_errors():
-    from imbench.benchmarks.errors import UsageError
+    from imbench.benchmarks.contract.errors import UsageError
 
     with pytest.raises(UsageError, match="not a valid int"):
         expand(_suite([{"name": "smote", "k_neighbors": 5.5}]), Overrides())
@@ -216,7 +217,7 @@ def test_impossible_parameter_types_are_usage_errors():
 def test_profile_numbers_are_normalised_and_required(tmp_path):
     import yaml
 
-    from imbench.benchmarks.errors import UsageError
+    from imbench.benchmarks.contract.errors import UsageError
     from imbench.benchmarks.profiles import budget
 
     base = budget("smoke", "classification")

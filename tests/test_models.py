@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from imbench.benchmarks.errors import UsageError
+from imbench.benchmarks.contract.errors import UsageError
 from imbench.tasks.classification.models import MODELS, ModelSpec, build_model
 
 SHAPES = [(1, 8), (1, 28), (3, 32)]  # (channels, side)

@@ -7,13 +7,13 @@ import textwrap
 import pytest
 
 from imbench.benchmarks import plugins
-from imbench.benchmarks.errors import UsageError
+from imbench.benchmarks.contract.errors import UsageError
 from imbench.benchmarks.plugins import METHODS, load_entry_points, load_methods, register_method
-from imbench.benchmarks.records import read_records
+from imbench.benchmarks.contract.records import read_records
 from imbench.testing import check_method, run_smoke_cell
 
 PLUGIN_SOURCE = '''
-from imbench.benchmarks.method import Method
+from imbench.benchmarks.contract import Method
 
 
 class KeepTwo(Method):

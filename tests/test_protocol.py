@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from imbench.benchmarks.records import read_records
+from imbench.benchmarks.contract.records import read_records
 from imbench.tasks.classification.train import epoch_orders, learning_rate
 
 SMOKE = ["--profile", "smoke", "--quiet", "--ir", "10"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from imbench.benchmarks.errors import UsageError
+from imbench.benchmarks.contract.errors import UsageError
 from imbench.data_recipes.imageset import ImageSet, Source
 from imbench.data_recipes.interclass import longtail_counts, step_counts
 from imbench.data_recipes.recipes import RECIPES, Imbalanced, RecipeSpec, apply_recipe, resolve_recipe

@@ -7,7 +7,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from imbench.benchmarks.records import read_records
+from imbench.benchmarks.contract.records import read_records
 
 SMOKE = ["--profile", "smoke", "--quiet", "--seeds", "0"]
 

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from imbench.benchmarks.records import read_records
+from imbench.benchmarks.contract.records import read_records
 
 SMOKE = ["--profile", "smoke", "--quiet", "--ir", "10"]
 REQUIRED = {"status", "error", "config", "config_hash", "method", "dataset", "recipe", "seed", "class_counts",

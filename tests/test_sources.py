@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from imbench.benchmarks.errors import UsageError
+from imbench.benchmarks.contract.errors import UsageError
 from imbench.data_recipes.imageset import Source
 from imbench.data_recipes.sources import DEFAULT_DATASET, SOURCES, SourceSpec, clear_cache, load_source
 

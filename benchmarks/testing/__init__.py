@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..benchmarks.method import HOOKS, Context, Method
+from ..benchmarks.contract import HOOKS, Context, Method
 from ..data_recipes.imageset import ImageSet
 
 __all__ = ["check_method", "run_smoke_cell", "tiny_imageset", "tiny_context"]
@@ -49,7 +49,7 @@ def tiny_context(train: ImageSet, seed: int = 0, epochs: int = 4, gan: dict | No
     cache, no source (so generative methods skip the sample-quality step)."""
     counts = train.counts()
     gan = dict(gan) if gan is not None else {"steps": 100, "batch_size": 16, "lr": 2.0e-4, "feature_epochs": 1}
-    return Context(track="classification", class_names=list(train.class_names), class_counts=counts,
+    return Context(track="classification", class_names=list(train.class_names), instance_counts=counts,
                    minority=[c for c, n in enumerate(counts) if n < max(counts)], seed=seed,
                    budget={"epochs": epochs, "batch_size": 16, "lr": 0.05, "gan": gan},
                    dataset="tiny", epochs=epochs, data_key={"dataset": "tiny", "seed": seed})
@@ -135,7 +135,7 @@ def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str = "long
     """Run one real cell (digits, smoke profile, small-cnn, CPU) and return its record."""
     from ..benchmarks.composite import Composite
     from ..benchmarks.plugins import METHODS, load_methods, register_method
-    from ..benchmarks.records import read_record
+    from ..benchmarks.contract.records import read_record
     from ..benchmarks.runner import execute_cell, validate
     from ..benchmarks.suite import Overrides, expand
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...benchmarks.errors import UsageError
-from ...benchmarks.registry import Registry
+from ...benchmarks.contract.errors import UsageError
+from ...benchmarks.contract.registry import Registry
 from ..imageset import ImageSet, Source
 
 NEEDS = ("nothing", "data-root", "data-path")

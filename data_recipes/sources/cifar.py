@@ -14,7 +14,7 @@ import pickle
 
 import numpy as np
 
-from ...benchmarks.errors import UsageError
+from ...benchmarks.contract.errors import UsageError
 from ._common import SOURCES, SourceSpec, build_source, check_labels, corrupt, require_root, run_download
 
 FOLDER = "cifar-10-batches-py"

@@ -15,7 +15,7 @@ import zlib
 
 import numpy as np
 
-from ...benchmarks.errors import UsageError
+from ...benchmarks.contract.errors import UsageError
 from ._common import SOURCES, SourceSpec, build_source, check_labels, corrupt, require_root, run_download
 
 DEFAULT_TEST_FRACTION = 0.2

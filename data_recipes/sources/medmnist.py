@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from ...benchmarks.errors import UsageError
+from ...benchmarks.contract.errors import UsageError
 from ._common import SOURCES, SourceSpec, build_source
 from ._common import corrupt as _corrupt
 

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from ...benchmarks.errors import UsageError
+from ...benchmarks.contract.errors import UsageError
 from ._common import SOURCES, SourceSpec, build_source, check_labels, corrupt, require_root, run_download
 
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from ...benchmarks.errors import UsageError
-from ...benchmarks.registry import Registry
+from ...benchmarks.contract.errors import UsageError
+from ...benchmarks.contract.registry import Registry
 
 # builder(in_channels, num_classes, image_size (H, W)) -> (features, classifier)
 Builder = Callable[[int, int, tuple[int, int]], tuple[nn.Module, nn.Linear]]

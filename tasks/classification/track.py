@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from ...benchmarks.method import Context, Method
+from ...benchmarks.contract import Context, Method
 from ...data_recipes.recipes import RECIPES, apply_recipe
 from ...data_recipes.sources import SOURCES, load_source
-from ..track import TRACKS, CellOutcome, Track
+from ...benchmarks.contract.track import TRACKS, CellOutcome, Track
 from .metrics import METRIC_NOTES, classification_metrics
 from .models import MODELS, build_model
 from .train import fit, predict
@@ -66,7 +66,7 @@ class ClassificationTrack(Track):
         seed = int(cell["seed"])
         torch.manual_seed(seed)
         ctx = Context(
-            track=self.name, class_names=list(imb.class_names), class_counts=list(imb.counts),
+            track=self.name, class_names=list(imb.class_names), instance_counts=list(imb.counts),
             minority=list(imb.minority), seed=seed, device=device, budget=dict(cell["profile"]["budget"]),
             dataset=cell["dataset"]["name"], recipe=dict(cell["recipe"]), quiet=not progress,
             cache_dir=Path(runtime["cache_dir"]) if runtime.get("cache_dir") else None, source=source,

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ...benchmarks.method import Context, Method
+from ...benchmarks.contract import Context, Method
 from ...data_recipes.imageset import ImageSet
-from ..track import DivergenceError
+from ...benchmarks.contract.track import DivergenceError
 from .augmentation import apply_policy, protocol_policy
 
 

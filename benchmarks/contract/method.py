@@ -18,80 +18,24 @@ hook                      what it changes
 ========================  ==================================================================
 
 A hook left alone keeps the track's default (identity / uniform sampling / plain loss).
+What each hook receives and returns on each track is written beside the track
+(``imbench.tasks.<track>``) and in the README's "The method contract" section.
+
+``METHODS`` is the registry every method lands in: built-ins through ``@register_method``,
+plugins through ``imbench.benchmarks.plugins`` (entry points, ``--plugin``).
 """
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from pathlib import Path
+import inspect
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 
+from .context import Context
 from .errors import UsageError
+from .registry import Registry
 
 HOOKS = ("prepare", "sampler", "criterion", "adapt_model", "augment", "adversary", "on_epoch")
-
-
-@dataclass
-class Context:
-    """What a method may know about the cell it runs in.
-
-    ``class_counts`` are the counts of the imbalanced training split as the recipe made it
-    (before ``prepare``); ``minority`` the class indices the recipe made minority (tail);
-    ``budget`` the profile's budgets for this track (epochs, batch size, ...);
-    ``record`` a dict whose items land under ``extras`` in the cell's record, ``metrics`` one
-    whose items are merged into the record's ``metrics`` (e.g. generated-sample quality);
-    ``source`` the balanced source (its untouched training split serves as the reference for
-    generated samples; never train the benchmarked model on its test split); ``data_key`` what
-    identifies the cell's data (source fingerprint, split, recipe, seed: a cache key part);
-    ``artifacts_dir`` / ``artifact_stem`` where a method may save files (e.g. sample grids),
-    None when the cell is not run by the runner; ``test`` the cell's evaluation split (in the
-    recipe's label space) for *assessing generated samples only* (CAS: train on generated, test
-    on real) -- a method must never train the benchmarked model on it; None outside the runner.
-    """
-
-    track: str
-    class_names: list[str]
-    class_counts: list[int]
-    minority: list[int]
-    seed: int
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    budget: dict = field(default_factory=dict)
-    dataset: str = ""
-    recipe: dict = field(default_factory=dict)
-    cache_dir: Path | None = None
-    quiet: bool = True
-    epoch: int = 0
-    epochs: int = 0
-    record: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    source: Any = None
-    data_key: dict = field(default_factory=dict)
-    artifacts_dir: Path | None = None
-    artifact_stem: str = "cell"
-    test: Any = None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def _seed_for(self, salt: str) -> int:
-        digest = hashlib.sha256(f"{self.seed}:{salt}".encode()).digest()
-        return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-    def rng(self, salt: str) -> np.random.Generator:
-        """A NumPy generator determined by the cell's seed and ``salt``."""
-        return np.random.default_rng(self._seed_for(salt))
-
-    def generator(self, salt: str) -> torch.Generator:
-        """A CPU torch generator determined by the cell's seed and ``salt``."""
-        return torch.Generator().manual_seed(self._seed_for(salt))
-
-    def note(self, key: str, value: Any) -> None:
-        """Put ``value`` in the record under ``extras[key]`` (must be JSON-serialisable)."""
-        self.record[key] = value
 
 
 class Method:
@@ -188,3 +132,17 @@ def _coerce(method: str, key: str, value: Any, default: Any) -> Any:
         raise UsageError(
             f"method {method!r}: parameter {key}={value!r} is not a valid {type(default).__name__}"
         ) from None
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def register_method(cls: type[Method], origin: str = "builtin") -> type[Method]:
+    """Class decorator that registers a :class:`Method` subclass under ``cls.name``."""
+    if not (inspect.isclass(cls) and issubclass(cls, Method)):
+        raise UsageError(f"{cls!r} from {origin} is not a subclass of imbench Method")
+    if not cls.name:
+        raise UsageError(f"method class {cls.__qualname__} from {origin} has no name")
+    if not cls.tracks:
+        raise UsageError(f"method {cls.name!r} from {origin} declares no tracks")
+    return METHODS.register(cls.name, cls, origin=origin)

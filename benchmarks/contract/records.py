@@ -27,23 +27,6 @@ _PACKAGES = ("imbench", "torch", "torchvision", "numpy", "scikit-learn", "imbala
              "torchmetrics", "pandas")
 
 
-def record_name(cell: dict) -> str:
-    """``<track>_<dataset>_<recipe>_<method>_<model>_s<seed>_<config hash>.json`` (readable parts
-    from the labels, shortened; the hash is what makes the name unique)."""
-    from .identity import method_label, recipe_label
-
-    recipe = recipe_label(cell["recipe"]).replace("(", "-").replace(")", "").replace(",", "-").replace("=", "")
-    method = method_label(cell["method"]).replace(":", "-").replace("=", "")
-    subset = f"d{cell['subset_seed']}-" if cell.get("subset_seed") else ""
-    parts = [cell["track"], cell["dataset"]["name"], recipe[:60], method[:60], cell["model"],
-             f"{subset}s{cell['seed']}", config_hash(cell)]
-    return "_".join(p.replace("/", "-").replace(":", "-") for p in parts) + ".json"
-
-
-def record_path(out: Path, cell: dict) -> Path:
-    return Path(out) / "records" / record_name(cell)
-
-
 def write_record(path: Path, record: dict, *, replace_failed: bool = False) -> None:
     """Write ``record`` to ``path`` atomically. A record is never rewritten, except a failed one
     when ``replace_failed`` (a retry under ``--resume``; the new record keeps the old error under

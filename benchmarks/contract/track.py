@@ -5,8 +5,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..benchmarks.method import Method
-from ..benchmarks.registry import Registry
+from .method import Method
+from .registry import Registry
 
 
 class DivergenceError(RuntimeError):

@@ -14,8 +14,9 @@ the subset seed and the seed. The code version (git SHA) is recorded but is not 
 A *setting* is a cell without its seeds (``seed``, ``subset_seed``): the cells of one setting
 are the repetitions a leaderboard row averages. ``setting_hash`` is its identity.
 
-Labels are short (non-default parameters only) and unique for a given registry:
-``focal:gamma=0.5``, ``smote+ldam-drw``, ``longtail(ir=50)``, ``step(ir=10,mu=0.3)``.
+The labels people read (``focal:gamma=0.5``, ``longtail(ir=50)``) need the method and recipe
+registries, so they live a layer up, in :mod:`imbench.benchmarks.labels`; this module holds only
+the hashes and the formatting every layer may use.
 """
 from __future__ import annotations
 
@@ -56,27 +57,6 @@ def spec_label(name: str, params: dict, defaults: dict, always: tuple[str, ...] 
     return [f"{k}={format_value(params[k])}" for k in keys]
 
 
-def method_label(method: dict) -> str:
-    """``name[:key=value...]`` with the non-default parameters; hybrids join their parts with ``+``."""
-    from .plugins import method_class
-
-    cls = method_class(method["name"])
-    parts = getattr(cls, "part_names", None)
-    if parts:
-        return "+".join(method_label({"name": n, "params": method["params"].get(n, {})}) for n in parts)
-    return ":".join([method["name"], *spec_label(method["name"], method["params"], cls.defaults)])
-
-
-def recipe_label(recipe: dict) -> str:
-    """``name(key=value,...)``: ``ir`` always (where the recipe has it), other parameters when
-    they differ from the recipe's defaults."""
-    from ..data_recipes.recipes import RECIPES
-
-    defaults = RECIPES.get(recipe["name"]).defaults if recipe["name"] in RECIPES else {}
-    keys = spec_label(recipe["name"], recipe["params"], defaults, always=("ir",))
-    return f"{recipe['name']}({','.join(keys)})" if keys else recipe["name"]
-
-
 def dataset_label(dataset: dict) -> str:
     """The dataset's name; ``split_seed`` when it is not the default 0."""
     seed = dataset.get("split_seed", 0)
@@ -87,13 +67,3 @@ def profile_label(profile: dict) -> str:
     """The profile's name; its budget unit when it is not the default ``steps``."""
     unit = profile.get("budget", {}).get("budget_unit", "steps")
     return profile["name"] if unit == "steps" else f"{profile['name']}(budget_unit={unit})"
-
-
-def labels(cell: dict) -> dict:
-    """The labels a record carries (``dataset``, ``recipe``, ``method``, ``profile``, ``cell``)."""
-    out = {"dataset": dataset_label(cell["dataset"]), "recipe": recipe_label(cell["recipe"]),
-           "method": method_label(cell["method"]), "profile": profile_label(cell["profile"])}
-    subset = f"/d{cell['subset_seed']}" if cell.get("subset_seed") else ""
-    out["cell"] = (f"{out['dataset']}/{out['recipe']}/{out['method']}/{cell['model']}/"
-                   f"{out['profile']}{subset}/s{cell['seed']}")
-    return out
