@@ -1,4 +1,4 @@
-"""Every non-GAN rebalancing method of the classification track, registered on import.
+"""Every non-GAN rebalancing method, registered on import.
 
 Methods (name: what it does; parameters with defaults):
 
@@ -17,6 +17,10 @@ Methods (name: what it does; parameters with defaults):
   max_m=0.5, s=30, beta=0.9999, drw_start=0.8, drw=True.
 - ``augment``: standard augmentation for the dataset (affine / pad-crop-flip); policy=auto.
 - ``random-erasing``: torchvision RandomErasing per image; p=0.5, scale_max=0.33, value=0.
+- ``rfs`` (detection): LVIS repeat-factor sampling of images; t=0 (scaled to the set).
+
+``erm``, ``ros``, ``focal`` and ``cb-loss`` also declare the detection track: their hooks branch
+on ``ctx.track`` to the scene helpers :mod:`.scene_sampling` and :mod:`.box_losses`.
 
 Shared helpers: :mod:`.class_weights` (inverse-frequency and class-balanced weights) and
 :mod:`.resampling` (imbalanced-learn glue and the small-class rules of the SMOTE family).
@@ -33,6 +37,7 @@ from . import (  # noqa: F401  (importing registers the methods)
     focal,
     ldam_drw,
     random_erasing,
+    rfs,
     ros,
     rus,
     smote,

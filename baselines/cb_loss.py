@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +11,7 @@ from torch import nn
 from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract import Context, Method
 from ..benchmarks.contract.method import register_method
+from .box_losses import sigmoid_focal, softmax_focal
 from .class_weights import class_balanced_weights
 
 LOSSES = ("softmax", "focal", "sigmoid")
@@ -46,11 +48,16 @@ class CBLoss(Method):
 
     For the sigmoid and focal variants the classifier bias starts at −log(C − 1) (prior 1/C),
     as the reference's ``_fully_connected`` does, so the first sigmoid losses are not huge.
+
+    Detection: the weights come from the per-class *instance* counts and scale the detector's
+    own box-classification loss item by item (foreground items by their class's weight,
+    background 1): sigmoid focal (alpha 0.25, gamma 2) on FCOS / RetinaNet, softmax CE on
+    Faster R-CNN; ``loss`` and ``gamma`` are classification parameters and unused there.
     """
 
     name = "cb-loss"
     family = "baseline"
-    tracks = ("classification",)
+    tracks = ("classification", "detection")
     summary = "Class-balanced loss: reweight by the inverse effective number of samples (softmax/sigmoid/focal)"
     reference = "Cui, Jia, Lin, Song & Belongie, Class-Balanced Loss Based on Effective Number of Samples, CVPR 2019"
     defaults = {"beta": 0.9999, "loss": "softmax", "gamma": 1.0}
@@ -65,6 +72,8 @@ class CBLoss(Method):
             raise UsageError(f"method 'cb-loss': gamma must be >= 0, got {p['gamma']}")
 
     def adapt_model(self, model: nn.Module, ctx: Context) -> nn.Module:
+        if ctx.track != "classification":
+            return model
         bias = getattr(model.classifier, "bias", None)
         if self.params["loss"] != "softmax" and bias is not None and ctx.num_classes > 1:
             with torch.no_grad():
@@ -74,4 +83,8 @@ class CBLoss(Method):
     def criterion(self, ctx: Context):
         w = class_balanced_weights(ctx.instance_counts, float(self.params["beta"]))
         ctx.note("class_weights", [round(float(v), 6) for v in w])
+        if ctx.track == "detection":
+            if ctx.model_info.get("head") == "sigmoid":
+                return partial(sigmoid_focal, alpha=0.25, gamma=2.0, weights=w)
+            return partial(softmax_focal, gamma=0.0, weights=w)
         return ClassBalancedLoss(w, self.params["loss"], float(self.params["gamma"]))

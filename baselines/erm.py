@@ -7,11 +7,13 @@ from ..benchmarks.contract.method import register_method
 
 @register_method
 class ERM(Method):
-    """No rebalancing: the training split as the recipe made it, uniform batches, plain CE."""
+    """No rebalancing: the training split as the recipe made it, uniform batches, the model's own
+    loss (classification: plain CE; detection: the detector's loss as torchvision trains it --
+    sigmoid focal, alpha 0.25, gamma 2, for FCOS and RetinaNet, softmax CE for Faster R-CNN)."""
 
     name = "erm"
     family = "baseline"
-    tracks = ("classification",)
+    tracks = ("classification", "detection")
     summary = "No rebalancing: uniform sampling and plain cross-entropy (the reference row)"
     reference = "Plain empirical risk minimisation (Vapnik 1992); the 'ERM' row of Cao et al., NeurIPS 2019"
     defaults = {}

@@ -1,6 +1,8 @@
 """Focal loss, multi-class softmax form (Lin et al. 2017)."""
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -8,6 +10,7 @@ from torch import nn
 from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract import Context, Method
 from ..benchmarks.contract.method import register_method
+from .box_losses import sigmoid_focal, softmax_focal
 
 
 class FocalLoss(nn.Module):
@@ -40,11 +43,16 @@ class Focal(Method):
     ``alpha`` < 0 (default −1) switches α-balancing off. ``alpha`` in [0, 1] is Lin et al.'s
     α-balanced form with the recipe's minority classes (``ctx.minority``) as the rare
     "positive" class: α_t = alpha for a minority class, 1 − alpha for the others.
+
+    Detection: on the sigmoid heads (FCOS, RetinaNet) torchvision's sigmoid focal loss with these
+    ``gamma`` and ``alpha`` (alpha < 0: none) replaces the detector's own (which is gamma 2,
+    alpha 0.25: ``focal:alpha=0.25`` reproduces ``erm`` exactly); on Faster R-CNN's softmax head,
+    the softmax form above over background + K classes (background α_t 1).
     """
 
     name = "focal"
     family = "baseline"
-    tracks = ("classification",)
+    tracks = ("classification", "detection")
     summary = "Focal loss (softmax form): down-weight easy items by (1 - p_t)^gamma"
     reference = "Lin, Goyal, Girshick, He & Dollár, Focal Loss for Dense Object Detection, ICCV 2017"
     defaults = {"gamma": 2.0, "alpha": -1.0}
@@ -56,9 +64,13 @@ class Focal(Method):
             raise UsageError(f"method 'focal': alpha must be in [0, 1] (or < 0 for off), got {self.params['alpha']}")
 
     def criterion(self, ctx: Context):
-        alpha = float(self.params["alpha"])
+        alpha, gamma = float(self.params["alpha"]), float(self.params["gamma"])
+        if ctx.track == "detection" and ctx.model_info.get("head") == "sigmoid":
+            return partial(sigmoid_focal, alpha=alpha, gamma=gamma)
         alpha_t = None
         if alpha >= 0:
             alpha_t = torch.full((ctx.num_classes,), 1.0 - alpha)
             alpha_t[list(ctx.minority)] = alpha
-        return FocalLoss(float(self.params["gamma"]), alpha_t)
+        if ctx.track == "detection":
+            return partial(softmax_focal, gamma=gamma, alpha_t=alpha_t)
+        return FocalLoss(gamma, alpha_t)

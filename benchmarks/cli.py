@@ -43,12 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="imbench", description="Class-imbalance benchmark suite for computer vision.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     run = sub.add_parser("run", help="run a track, a suite file, or all (default: the quick suite)")
-    run.add_argument("target", nargs="?", help="classification | all | SUITE.yaml | bundled suite name")
+    run.add_argument("target", nargs="?", help="a track (classification, detection) | all | SUITE.yaml | bundled suite name")
     run.add_argument("--dataset", help="dataset name(s), comma-separated (overrides the suite)")
     run.add_argument("--data-root", help="folder holding real datasets in torchvision's layout")
     run.add_argument("--data-path", help="a dataset file (e.g. a MedMNIST .npz)")
     run.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
     run.add_argument("--split-seed", type=int, help="seed of the stratified test split of single-split sources (default 0)")
+    run.add_argument("--image-size", type=int, help="detection/segmentation: resize images (digit-scenes: the "
+                                                    "canvas side; real sets: the longer side) for a CPU")
     run.add_argument("--recipe", help="recipe spec(s) name[:key=value...], comma-separated")
     run.add_argument("--ir", help="imbalance ratio(s), e.g. 10,50 (sets the recipes' ir)")
     run.add_argument("--methods", help="method spec(s) name[:key=value...], hybrids a+b, or all|baseline|gan")
@@ -99,6 +101,7 @@ def cmd_run(args) -> int:
         seeds=None if args.seeds is None else parse_ints(args.seeds, "--seeds"),
         subset_seeds=None if args.subset_seed is None else parse_ints(args.subset_seed, "--subset-seed"),
         profile=args.profile, split_seed=args.split_seed, blend=args.blend, budget_unit=args.budget_unit,
+        image_size=args.image_size,
     )
     if overrides.ir is not None and any(v < 1 for v in overrides.ir):
         raise UsageError(f"--ir must be at least 1, got {args.ir}")
@@ -191,10 +194,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    from ..data_recipes.recipes import RECIPES
-    from ..data_recipes.sources import SOURCES
     from ..tasks import TRACKS
-    from ..tasks.classification.models import MODELS
 
     load_methods(tuple(args.plugin))
     if args.kind not in LS_KINDS:
@@ -211,14 +211,19 @@ def cmd_ls(args) -> int:
             rows.append((name, cls.family, ",".join(cls.tracks), cls.summary, cls.reference, params))
         header = ("name", "family", "tracks", "summary", "reference", "parameters")
     elif args.kind in ("datasets", "recipes", "models"):
-        reg = {"datasets": SOURCES, "recipes": RECIPES, "models": MODELS}[args.kind]
-        for name in sorted(reg):
-            spec = reg.get(name)
-            tracks = getattr(spec, "tracks", ("classification",))
-            if args.track and args.track not in tracks:
-                continue
-            extra = getattr(spec, "needs", None) or " ".join(f"{k}={v}" for k, v in getattr(spec, "defaults", {}).items())
-            rows.append((name, ",".join(tracks), spec.summary, spec.reference, extra))
+        seen: dict[str, tuple] = {}
+        for track_name in TRACKS:
+            track = TRACKS.get(track_name)
+            reg = {"datasets": track.datasets, "recipes": track.recipes, "models": track.models}[args.kind]()
+            for name in reg:
+                spec = reg.get(name)
+                tracks = tuple(getattr(spec, "tracks", (track_name,)))
+                if name in seen or (args.track and args.track not in tracks):
+                    continue
+                extra = getattr(spec, "needs", None) or " ".join(
+                    f"{k}={v}" for k, v in getattr(spec, "defaults", {}).items())
+                seen[name] = (name, ",".join(tracks), spec.summary, spec.reference, extra)
+        rows = [seen[n] for n in sorted(seen)]
         header = ("name", "tracks", "summary", "reference",
                   {"datasets": "needs", "recipes": "parameters", "models": ""}[args.kind])
     elif args.kind == "profiles":

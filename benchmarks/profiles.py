@@ -6,11 +6,11 @@ from pathlib import Path
 
 import yaml
 
+from ..tasks import TRACKS
 from .contract.errors import UsageError, unknown
 
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 BUDGET_UNITS = ("steps", "epochs")
-AUGMENT_POLICIES = ("none", "auto", "digits", "natural")
 
 
 @lru_cache(maxsize=None)
@@ -56,8 +56,9 @@ def budget(profile: str, track: str) -> dict:
     if out["budget_unit"] not in BUDGET_UNITS:
         raise UsageError(f"profile {profile!r}: budget_unit must be one of {', '.join(BUDGET_UNITS)}, "
                          f"got {out['budget_unit']!r}")
-    if out["augment"] not in AUGMENT_POLICIES:
-        raise UsageError(f"profile {profile!r}: augment must be one of {', '.join(AUGMENT_POLICIES)}, "
+    policies = TRACKS.get(track).augment_policies if track in TRACKS else ("none",)
+    if out["augment"] not in policies:
+        raise UsageError(f"profile {profile!r}: the {track} augment must be one of {', '.join(policies)}, "
                          f"got {out['augment']!r}")
     return out
 

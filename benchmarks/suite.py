@@ -99,6 +99,7 @@ class Overrides:
     split_seed: int | None = None
     blend: str | None = None
     budget_unit: str | None = None
+    image_size: int | None = None
 
 
 def _listify(v) -> list:
@@ -141,8 +142,8 @@ def _method_specs(entries: list, track: str) -> list[tuple[str, dict]]:
 
 
 def _recipe_grid(entries: list, ir: list[float] | None, track_obj) -> list[tuple[str, dict]]:
-    from ..data_recipes.recipes import resolve_recipe
-
+    """(name, resolved params) per recipe setting; ``ir`` (``--ir``) reaches the recipes that
+    have that parameter."""
     out = []
     for entry in entries:
         if isinstance(entry, dict):
@@ -150,12 +151,12 @@ def _recipe_grid(entries: list, ir: list[float] | None, track_obj) -> list[tuple
             params = {k: v for k, v in entry.items() if k != "name"}
         else:
             name, params = parse_spec(entry)
-        track_obj.recipes().get(name)
-        if ir is not None:
+        spec = track_obj.recipes().get(name)
+        if ir is not None and "ir" in spec.defaults:
             params["ir"] = ir
         keys = list(params)
         for values in itertools.product(*(_listify(params[k]) for k in keys)):
-            out.append((name, resolve_recipe(name, dict(zip(keys, values)))))
+            out.append((name, track_obj.resolve_recipe(name, dict(zip(keys, values)))))
     return out
 
 
@@ -174,32 +175,85 @@ def _resolve_method(name: str, params: dict, track: str, blend: str | None) -> d
     return {"name": name, "params": cls(**params).params, "generative": "gan" in families}
 
 
+def _for_track(items: list | None, fits, used: set) -> list | None:
+    """The command-line override items that apply to a grid's track (``fits(item)``); None when
+    there is no override. Items that apply are added to ``used``."""
+    if items is None:
+        return None
+    keep = [i for i in items if fits(i)]
+    used.update(map(_key, keep))
+    return keep
+
+
+def _key(item) -> str:
+    return item if isinstance(item, str) else repr(item)
+
+
+def _method_fits(entry, track: str) -> bool:
+    if isinstance(entry, str) and entry.strip() in FAMILIES:
+        return True
+    name, _ = _method_spec(entry)
+    return method_class(name).supports(track)
+
+
+def _check_overrides_used(ov: Overrides, used: dict, tracks: list[str]) -> None:
+    """An override item that applies to no grid of the suite is a usage error."""
+    for what, items, registry in (("dataset", ov.datasets, "datasets"), ("recipe", ov.recipes, "recipes"),
+                                  ("model", ov.models, "models")):
+        for item in items or []:
+            if _key(item) not in used[what]:
+                name = parse_spec(item)[0] if what == "recipe" else item
+                known = [n for t in tracks for n in getattr(TRACKS.get(t), registry)()]
+                raise unknown(f"{what} (for the tracks of this suite: {', '.join(tracks)})", name, known)
+    for item in ov.methods or []:
+        if _key(item) not in used["method"]:
+            name, _ = _method_spec(item)
+            cls = method_class(name)
+            raise UsageError(f"method {name!r} supports {', '.join(cls.tracks)}, and this suite runs "
+                             f"{', '.join(tracks)}; pick a track it supports (imbench run TRACK)")
+
+
 def expand(suite: dict, ov: Overrides) -> list[dict]:
-    """The suite's cells (resolved configurations), in run order; duplicates kept (see ``dedupe``)."""
+    """The suite's cells (resolved configurations), in run order; duplicates kept (see ``dedupe``).
+
+    Command-line lists (``--dataset``, ``--recipe``, ``--methods``, ``--model``) reach the grids
+    whose track has the names they give (``--methods smote`` runs the classification grids of a
+    two-track suite, ``--methods erm`` both); a grid none of them reaches is left out, and a name
+    no grid takes is a usage error."""
     cells = []
+    used: dict[str, set] = {"dataset": set(), "recipe": set(), "method": set(), "model": set()}
+    tracks = []
     for grid in suite["grids"]:
         track = grid.get("track")
         if track not in TRACKS:
             raise unknown("track", str(track), TRACKS)
         tr = TRACKS.get(track)
+        tracks.append(track)
+        o_datasets = _for_track(ov.datasets, lambda d: d in tr.datasets(), used["dataset"])
+        o_recipes = _for_track(ov.recipes, lambda r: parse_spec(r)[0] in tr.recipes(), used["recipe"])
+        o_methods = _for_track(ov.methods, lambda m: _method_fits(m, track), used["method"])
+        o_models = _for_track(ov.models, lambda m: m in tr.models(), used["model"])
+        if any(o is not None and not o for o in (o_datasets, o_recipes, o_methods, o_models)):
+            continue  # the command line names nothing of this grid's track
         profile = ov.profile or grid.get("profile", "quick")
         bud = budget(profile, track)
         if ov.budget_unit is not None:
             if ov.budget_unit not in BUDGET_UNITS:
                 raise UsageError(f"--budget-unit must be one of {', '.join(BUDGET_UNITS)}, got {ov.budget_unit!r}")
             bud["budget_unit"] = ov.budget_unit
-        datasets = ov.datasets or _listify(grid.get("datasets", [tr.default_dataset]))
+        datasets = o_datasets or _listify(grid.get("datasets", [tr.default_dataset]))
         for d in datasets:
             tr.datasets().get(d)
-        recipes = _recipe_grid(ov.recipes or _listify(grid.get("recipes", [])), ov.ir, tr)
+        recipes = _recipe_grid(o_recipes or _listify(grid.get("recipes", [])), ov.ir, tr)
         methods = [_resolve_method(n, p, track, ov.blend)
-                   for n, p in _method_specs(ov.methods or _listify(grid.get("methods", ["all"])), track)]
-        models = ov.models or _listify(grid.get("models", [tr.default_model]))
+                   for n, p in _method_specs(o_methods or _listify(grid.get("methods", ["all"])), track)]
+        models = o_models or _listify(grid.get("models", [tr.default_model]))
         for m in models:
             tr.models().get(m)
         seeds = ov.seeds if ov.seeds is not None else _ints(grid.get("seeds", [0]), "seeds")
         subsets = ov.subset_seeds if ov.subset_seeds is not None else _ints(grid.get("subset_seeds", [0]), "subset_seeds")
         split_seed = ov.split_seed if ov.split_seed is not None else int(grid.get("split_seed", 0))
+        dataset_extra = _image_size(grid, ov, tr)
         for s in [*seeds, *subsets, split_seed]:
             if s < 0:
                 raise UsageError(f"seeds must be >= 0, got {s}")
@@ -207,7 +261,7 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
                 datasets, recipes, models, methods, subsets, seeds):
             cells.append({
                 "track": track,
-                "dataset": {"name": d, "split_seed": split_seed},
+                "dataset": {"name": d, "split_seed": split_seed, **dataset_extra},
                 "recipe": {"name": rname, "params": rparams},
                 "method": {"name": method["name"], "params": method["params"]},
                 "model": model,
@@ -217,9 +271,34 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
                 "subset_seed": int(subset),
                 "seed": int(seed),
             })
+    _check_overrides_used(ov, used, tracks)
     if not cells:
+        given = [f for f, v in (("--dataset", ov.datasets), ("--recipe", ov.recipes), ("--methods", ov.methods),
+                                ("--model", ov.models)) if v]
+        if len(given) > 1:
+            raise UsageError(f"no grid of this suite takes all of {', '.join(given)} together: their names "
+                             f"belong to different tracks ({', '.join(tracks)})")
         raise UsageError("the suite expands to no cells (no grid, recipe, method or seed selected)")
+    if ov.image_size is not None and not any("image_size" in c["dataset"] for c in cells):
+        raise UsageError("--image-size applies to detection and segmentation datasets; this suite has none")
     return cells
+
+
+def _image_size(grid: dict, ov: Overrides, track) -> dict:
+    """``{"image_size": n}`` for the datasets of a resizable track when a size is given
+    (``--image-size`` or the grid's ``image_size``), else ``{}`` (the source's own size)."""
+    if "image_size" in grid and not track.resizable:
+        raise UsageError(f"image_size: the {track.name} track's datasets have a fixed size")
+    size = ov.image_size if ov.image_size is not None else grid.get("image_size")
+    if size is None or not track.resizable:
+        return {}
+    try:
+        size = int(size)
+    except (TypeError, ValueError):
+        raise UsageError(f"image_size must be a whole number of pixels, got {size!r}") from None
+    if size < 16:
+        raise UsageError(f"image_size must be at least 16 pixels, got {size}")
+    return {"image_size": size}
 
 
 def _ints(value, what: str) -> list[int]:

@@ -81,9 +81,14 @@ class ImageSet:
 
 @dataclass
 class Source:
-    """A loaded dataset: a training split, an untouched test split and how they were made."""
+    """A loaded dataset: a training split, an untouched test split and how they were made.
+
+    ``train`` / ``test`` are :class:`ImageSet` s (classification) or
+    :class:`~.sceneset.SceneSet` s (detection, segmentation); ``composer`` is set by scene
+    sources that can compose new training scenes (``digit-scenes``), None otherwise."""
 
     name: str
     train: ImageSet
     test: ImageSet
     info: dict = field(default_factory=dict)
+    composer: object = None

@@ -89,13 +89,13 @@ def test_non_finite_loss_is_a_divergence():
 
 
 def test_bad_blend_is_a_usage_error(cli, tmp_path):
-    code, _, err = cli("run", "--methods", "noisy-means", "--blend", "1.5", "--out", tmp_path / "o", *SMOKE)
+    code, _, err = cli("run", "classification", "--methods", "noisy-means", "--blend", "1.5", "--out", tmp_path / "o", *SMOKE)
     assert code == 2 and "blend" in err and not (tmp_path / "o").exists()
 
 
 def test_cell_records_quality_grid_and_cache(cli, tmp_path):
     out = tmp_path / "o"
-    assert cli("run", "--methods", "noisy-means", "--out", out, *SMOKE)[0] == 0
+    assert cli("run", "classification", "--methods", "noisy-means", "--out", out, *SMOKE)[0] == 0
     (rec,) = read_records(out)
     assert rec["status"] == "ok", rec["error"]
     assert rec["method_family"] == "gan" and "gan" in rec["config"]["profile"]["budget"]
@@ -116,9 +116,9 @@ def test_cell_records_quality_grid_and_cache(cli, tmp_path):
     from pathlib import Path
     assert Path(png).exists()
     # a second suite with the same cell in another out dir, same cache: a hit
-    assert cli("run", "--methods", "noisy-means", "--out", tmp_path / "o2", "--cache-dir", tmp_path / "cache",
+    assert cli("run", "classification", "--methods", "noisy-means", "--out", tmp_path / "o2", "--cache-dir", tmp_path / "cache",
                *SMOKE)[0] == 0
-    assert cli("run", "--methods", "noisy-means", "--out", tmp_path / "o3", "--cache-dir", tmp_path / "cache",
+    assert cli("run", "classification", "--methods", "noisy-means", "--out", tmp_path / "o3", "--cache-dir", tmp_path / "cache",
                *SMOKE)[0] == 0
     (hit,) = read_records(tmp_path / "o3")
     assert hit["extras"]["generator_cache"] == "hit"
@@ -127,7 +127,7 @@ def test_cell_records_quality_grid_and_cache(cli, tmp_path):
 
 def test_blend_fraction_and_no_cache_from_the_cli(cli, tmp_path):
     out = tmp_path / "o"
-    assert cli("run", "--methods", "noisy-means,erm", "--blend", "0.5", "--no-cache", "--out", out, *SMOKE)[0] == 0
+    assert cli("run", "classification", "--methods", "noisy-means,erm", "--blend", "0.5", "--no-cache", "--out", out, *SMOKE)[0] == 0
     recs = {r["method"]: r for r in read_records(out)}
     rec = recs["noisy-means"]
     assert rec["method_params"]["blend"] == "0.5"

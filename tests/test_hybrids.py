@@ -25,7 +25,7 @@ def test_split_keeps_numbers_with_exponents():
 
 
 def test_hybrid_runs_and_is_recorded_as_one_method(cli, tmp_path):
-    code, stdout, err = cli("run", "--methods", "erm,smote+ldam-drw,ros+focal:gamma=1", "--seeds", "0",
+    code, stdout, err = cli("run", "classification", "--methods", "erm,smote+ldam-drw,ros+focal:gamma=1", "--seeds", "0",
                             "--out", tmp_path / "o", *SMOKE)
     assert code == 0, err
     r = {x["method"]: x for x in read_records(tmp_path / "o")}
@@ -41,7 +41,7 @@ def test_hybrid_runs_and_is_recorded_as_one_method(cli, tmp_path):
 
 @pytest.mark.parametrize("spec, clash", [("focal+class-weighted", "criterion"), ("ldam-drw+cb-loss", "criterion")])
 def test_two_parts_claiming_one_exclusive_hook_is_exit_2(cli, tmp_path, spec, clash):
-    code, _, err = cli("run", "--methods", spec, "--out", tmp_path / "o", *SMOKE)
+    code, _, err = cli("run", "classification", "--methods", spec, "--out", tmp_path / "o", *SMOKE)
     assert code == 2 and err.count("\n") == 1
     a, b = spec.split("+")
     assert a in err and b in err and clash in err

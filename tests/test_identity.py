@@ -23,7 +23,7 @@ def _suite(methods, recipes=({"name": "longtail", "ir": 10},)):
 
 
 def test_two_parameter_settings_of_one_method_are_two_rows(cli, tmp_path):
-    code, stdout, _ = cli("run", "--methods", "focal,focal:gamma=0.5", "--seeds", "0", "--out", tmp_path / "o", *SMOKE)
+    code, stdout, _ = cli("run", "classification", "--methods", "focal,focal:gamma=0.5", "--seeds", "0", "--out", tmp_path / "o", *SMOKE)
     assert code == 0
     records = read_records(tmp_path / "o")
     assert len(records) == 2 and len({r["config_hash"] for r in records}) == 2
@@ -35,7 +35,7 @@ def test_two_parameter_settings_of_one_method_are_two_rows(cli, tmp_path):
 
 @pytest.mark.parametrize("variant", ["class_order=random", "n_max=100"])
 def test_recipe_parameters_the_old_label_dropped_make_separate_rows(cli, tmp_path, variant):
-    code, _, _ = cli("run", "--recipe", f"longtail,longtail:{variant}", "--methods", "erm", "--seeds", "0",
+    code, _, _ = cli("run", "classification", "--recipe", f"longtail,longtail:{variant}", "--methods", "erm", "--seeds", "0",
                      "--out", tmp_path / "o", *SMOKE)
     assert code == 0
     board = pd.read_csv(tmp_path / "o" / "leaderboard.csv")
@@ -68,7 +68,7 @@ def test_identity_covers_budget_content_seeds_and_data_but_not_git(cli, tmp_path
     other_data = {**base, "dataset": {**base["dataset"], "fingerprint": "abc"}}
     hashes = {config_hash(c) for c in (base, other_budget, other_subset, other_data)}
     assert len(hashes) == 4
-    code, _, _ = cli("run", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o", *SMOKE)
+    code, _, _ = cli("run", "classification", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o", *SMOKE)
     (record,) = read_records(tmp_path / "o")
     assert record["git"]["sha"] is not None or record["git"] == {"sha": None, "dirty": None}
     assert set(record["config"]) == {"track", "dataset", "recipe", "method", "model", "profile", "subset_seed", "seed"}
@@ -91,7 +91,7 @@ def _write_npz(path: Path, seed: int) -> Path:
 
 def test_other_data_files_are_other_cells_never_resumed_into(cli, tmp_path):
     a, b = _write_npz(tmp_path / "a.npz", 0), _write_npz(tmp_path / "b.npz", 1)
-    args = ["run", "--dataset", "medmnist", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o",
+    args = ["run", "classification", "--dataset", "medmnist", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o",
             "--profile", "smoke", "--quiet", "--ir", "2"]
     assert cli(*args, "--data-path", a)[0] == 0
     code, _, _ = cli(*args, "--data-path", b, "--resume")
@@ -108,7 +108,7 @@ def test_other_data_files_are_other_cells_never_resumed_into(cli, tmp_path):
 
 @pytest.mark.parametrize("extra", [["--seeds", "0,0", "--methods", "erm"], ["--seeds", "0", "--methods", "erm,erm"]])
 def test_duplicate_cells_run_once_with_one_line(cli, tmp_path, extra):
-    code, _, err = cli("run", *extra, "--out", tmp_path / "o", *SMOKE)
+    code, _, err = cli("run", "classification", *extra, "--out", tmp_path / "o", *SMOKE)
     assert code == 0, err
     assert len(read_records(tmp_path / "o")) == 1
     assert "1 duplicate cell(s)" in err and len(err.strip().splitlines()) == 1
@@ -126,19 +126,19 @@ def test_a_live_run_holds_its_out_folder_and_a_dead_one_does_not(cli, tmp_path):
     out = tmp_path / "o"
     out.mkdir()
     with RunLock(out):
-        code, _, err = cli("run", "--methods", "erm", "--seeds", "0", "--out", out, *SMOKE)
+        code, _, err = cli("run", "classification", "--methods", "erm", "--seeds", "0", "--out", out, *SMOKE)
     assert code == 2 and err.count("\n") == 1
     assert f"pid {os.getpid()}" in err and "another imbench run" in err
     assert not (out / "records").exists()
     # a lock file left behind by a killed run (no process holds it) does not block
     (out / LOCK_NAME).write_text('{"pid": 999999, "host": "gone", "started": "then", "command": "imbench run"}')
-    assert cli("run", "--methods", "erm", "--seeds", "0", "--out", out, *SMOKE)[0] == 0
+    assert cli("run", "classification", "--methods", "erm", "--seeds", "0", "--out", out, *SMOKE)[0] == 0
 
 
 def test_out_that_cannot_be_created_is_one_line_exit_2(cli, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = cli("run", "--methods", "erm", "--seeds", "0", "--out", blocker / "sub", *SMOKE)
+    code, _, err = cli("run", "classification", "--methods", "erm", "--seeds", "0", "--out", blocker / "sub", *SMOKE)
     assert code == 2 and err.count("\n") == 1 and "cannot create --out" in err
 
 
@@ -149,18 +149,18 @@ def test_internal_error_is_one_line_exit_3_with_a_log(cli, tmp_path, monkeypatch
         raise RuntimeError("leaderboard exploded")
 
     monkeypatch.setattr(lb, "write_leaderboard", broken)
-    code, _, err = cli("run", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o", *SMOKE)
+    code, _, err = cli("run", "classification", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o", *SMOKE)
     assert code == 3 and err.count("\n") == 1
     assert "internal error: RuntimeError: leaderboard exploded" in err
     log = Path(err.split("traceback in ")[1].split(";")[0])
     assert "Traceback" in log.read_text() and "broken" in log.read_text()
     log.unlink()
-    code, _, err = cli("run", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o2", "--debug", *SMOKE)
+    code, _, err = cli("run", "classification", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o2", "--debug", *SMOKE)
     assert code == 3 and "Traceback (most recent call last)" in err
 
 
 def test_resume_retries_failed_cells_and_keeps_the_error(cli, tmp_path, monkeypatch):
-    args = ["run", "--methods", "erm,flaky", "--plugin", "tests.plugin_fixtures:Flaky", "--seeds", "0",
+    args = ["run", "classification", "--methods", "erm,flaky", "--plugin", "tests.plugin_fixtures:Flaky", "--seeds", "0",
             "--out", tmp_path / "o", *SMOKE]
     monkeypatch.setenv("IMBENCH_TEST_FLAKY", "fail")
     assert cli(*args)[0] == 1
@@ -179,7 +179,7 @@ def test_resume_retries_failed_cells_and_keeps_the_error(cli, tmp_path, monkeypa
 
 
 def test_no_retry_needs_resume(cli, tmp_path):
-    code, _, err = cli("run", "--methods", "erm", "--no-retry", "--out", tmp_path / "o", *SMOKE)
+    code, _, err = cli("run", "classification", "--methods", "erm", "--no-retry", "--out", tmp_path / "o", *SMOKE)
     assert code == 2 and "--resume" in err and not (tmp_path / "o").exists()
 
 
@@ -231,14 +231,14 @@ def test_profile_numbers_are_normalised_and_required(tmp_path):
 
 
 def test_budget_unit_shows_in_the_labels(cli, tmp_path):
-    assert cli("run", "--methods", "erm", "--seeds", "0", "--budget-unit", "epochs", "--out", tmp_path / "o", *SMOKE)[0] == 0
+    assert cli("run", "classification", "--methods", "erm", "--seeds", "0", "--budget-unit", "epochs", "--out", tmp_path / "o", *SMOKE)[0] == 0
     (record,) = read_records(tmp_path / "o")
     assert record["labels"]["profile"] == "smoke(budget_unit=epochs)"
     assert "/smoke(budget_unit=epochs)/s0" in record["labels"]["cell"]
 
 
 def test_a_refused_run_writes_nothing(cli, tmp_path):
-    args = ["run", "--methods", "erm", "--out", tmp_path / "o", *SMOKE]
+    args = ["run", "classification", "--methods", "erm", "--out", tmp_path / "o", *SMOKE]
     assert cli(*args, "--seeds", "0")[0] == 0
     before = (tmp_path / "o" / "commands.jsonl").read_text()
     code, _, err = cli(*args, "--seeds", "0,1")

@@ -58,7 +58,7 @@ def test_entry_point_plugin_is_discovered_and_runs_in_a_suite(installed_plugin, 
     assert "entry point" in METHODS.origin("keep-two")
     code, out, _ = cli("ls", "methods")
     assert code == 0 and "keep-two" in out
-    code, _, _ = cli("run", "--methods", "erm,keep-two:keep=3", "--seeds", "0", "--profile", "smoke",
+    code, _, _ = cli("run", "classification", "--methods", "erm,keep-two:keep=3", "--seeds", "0", "--profile", "smoke",
                      "--ir", "10", "--quiet", "--out", tmp_path / "o")
     assert code == 0
     rec = {r["method"]: r for r in read_records(tmp_path / "o")}

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from imbench.benchmarks.contract.records import read_records
-from imbench.tasks.classification.train import epoch_orders, learning_rate
+from imbench.tasks.schedule import epoch_orders, learning_rate
 
 SMOKE = ["--profile", "smoke", "--quiet", "--ir", "10"]
 
@@ -23,7 +23,7 @@ def _steps(n: int, batch: int) -> int:
 
 
 def test_every_method_makes_erms_steps_by_default(cli, tmp_path):
-    assert cli("run", "--methods", "erm,ros,smote,rus", "--seeds", "0", "--out", tmp_path / "o", *SMOKE)[0] == 0
+    assert cli("run", "classification", "--methods", "erm,ros,smote,rus", "--seeds", "0", "--out", tmp_path / "o", *SMOKE)[0] == 0
     r = _by_method(tmp_path / "o")
     n = sum(r["erm"]["class_counts"]["recipe"])
     steps = 2 * _steps(n, 64)
@@ -35,7 +35,7 @@ def test_every_method_makes_erms_steps_by_default(cli, tmp_path):
 
 
 def test_budget_unit_epochs_gives_each_method_epochs_over_its_own_set(cli, tmp_path):
-    args = ["run", "--methods", "erm,ros", "--seeds", "0", *SMOKE]
+    args = ["run", "classification", "--methods", "erm,ros", "--seeds", "0", *SMOKE]
     assert cli(*args, "--out", tmp_path / "e", "--budget-unit", "epochs")[0] == 0
     assert cli(*args, "--out", tmp_path / "s")[0] == 0
     e, s = _by_method(tmp_path / "e"), _by_method(tmp_path / "s")
@@ -48,7 +48,7 @@ def test_budget_unit_epochs_gives_each_method_epochs_over_its_own_set(cli, tmp_p
 
 
 def test_bad_budget_unit_is_a_usage_error(cli, tmp_path):
-    code, _, err = cli("run", "--methods", "erm", "--budget-unit", "minutes", "--out", tmp_path / "o", *SMOKE)
+    code, _, err = cli("run", "classification", "--methods", "erm", "--budget-unit", "minutes", "--out", tmp_path / "o", *SMOKE)
     assert code == 2 and "budget-unit" in err and not (tmp_path / "o").exists()
 
 
@@ -69,8 +69,8 @@ def test_epoch_orders_walk_a_larger_set_across_epochs_without_repeats():
 
 
 def test_subset_seed_fixes_the_images_and_seeds_vary_the_training(cli, tmp_path):
-    assert cli("run", "--methods", "erm", "--seeds", "0,1", "--out", tmp_path / "a", *SMOKE)[0] == 0
-    assert cli("run", "--methods", "erm", "--seeds", "0", "--subset-seed", "1", "--out", tmp_path / "b", *SMOKE)[0] == 0
+    assert cli("run", "classification", "--methods", "erm", "--seeds", "0,1", "--out", tmp_path / "a", *SMOKE)[0] == 0
+    assert cli("run", "classification", "--methods", "erm", "--seeds", "0", "--subset-seed", "1", "--out", tmp_path / "b", *SMOKE)[0] == 0
     a = sorted(read_records(tmp_path / "a"), key=lambda r: r["seed"])
     (b,) = read_records(tmp_path / "b")
     assert [r["subset_seed"] for r in a] == [0, 0] and b["subset_seed"] == 1
@@ -89,9 +89,9 @@ def test_protocol_augmentation_applies_to_every_method(cli, tmp_path):
     profile = tmp_path / "smoke-aug.yaml"
     block = budget("smoke", "classification")
     profile.write_text(yaml.safe_dump({"classification": {**block, "augment": "auto"}}))
-    args = ["run", "--methods", "erm,focal", "--seeds", "0", "--quiet", "--ir", "10", "--profile", profile]
+    args = ["run", "classification", "--methods", "erm,focal", "--seeds", "0", "--quiet", "--ir", "10", "--profile", profile]
     assert cli(*args, "--out", tmp_path / "aug")[0] == 0
-    assert cli("run", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "plain", *SMOKE)[0] == 0
+    assert cli("run", "classification", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "plain", *SMOKE)[0] == 0
     aug, plain = _by_method(tmp_path / "aug"), _by_method(tmp_path / "plain")
     assert aug["erm"]["training"]["augment"] == "digits" and aug["focal"]["training"]["augment"] == "digits"
     assert plain["erm"]["training"]["augment"] == "none"

@@ -18,7 +18,7 @@ def two_runs(tmp_path_factory):
     from imbench.benchmarks.cli import main
 
     root = tmp_path_factory.mktemp("runs")
-    args = ["run", "--methods", "erm,focal,flaky", "--plugin", "tests.plugin_fixtures:Flaky", *SMOKE]
+    args = ["run", "classification", "--methods", "erm,focal,flaky", "--plugin", "tests.plugin_fixtures:Flaky", *SMOKE]
     assert main([*args, "--ir", "10", "--out", str(root / "a")]) == 0
     import os
 
@@ -71,7 +71,7 @@ def test_report_of_a_folder_without_records_is_exit_2(cli, tmp_path):
 def test_commands_are_logged_with_the_cells_they_planned(two_runs):
     root, _ = two_runs
     (entry,) = [json.loads(line) for line in (root / "a" / "commands.jsonl").read_text().splitlines()]
-    assert entry["command"].startswith("imbench run --methods erm,focal,flaky")
+    assert entry["command"].startswith("imbench run classification --methods erm,focal,flaky")
     assert len(entry["cells"]) == 3
     assert set(entry["cells"]) == {r["config_hash"] for r in read_records(root / "a")}
 
@@ -79,12 +79,12 @@ def test_commands_are_logged_with_the_cells_they_planned(two_runs):
 def test_run_writes_its_report_at_the_end(cli, tmp_path):
     from html.parser import HTMLParser
 
-    code, stdout, err = cli("run", "--methods", "erm,focal", "--ir", "10", "--out", tmp_path / "o", "--report", *SMOKE)
+    code, stdout, err = cli("run", "classification", "--methods", "erm,focal", "--ir", "10", "--out", tmp_path / "o", "--report", *SMOKE)
     assert code == 0, err
     html = (tmp_path / "o" / "report" / "report.html").read_text()
     assert f"report:      {tmp_path / 'o' / 'report' / 'report.html'}" in stdout
     assert html.count("data:image/png;base64,") >= 2 and "http://" not in html and "https://" not in html
-    assert "imbench run --methods erm,focal" in html  # the command that made it, from commands.jsonl
+    assert "imbench run classification --methods erm,focal" in html  # the command that made it, from commands.jsonl
     HTMLParser().feed(html)
     table = pd.read_csv(tmp_path / "o" / "report" / "results.csv")
     board = pd.read_csv(tmp_path / "o" / "leaderboard.csv")

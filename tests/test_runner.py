@@ -48,14 +48,14 @@ def test_small_suite_writes_records_and_leaderboard(cli, tmp_path):
 
 def test_same_cell_twice_gives_identical_metrics(cli, tmp_path):
     for name in ("a", "b"):
-        assert cli("run", "--methods", "smote,focal", "--seeds", "3", "--out", tmp_path / name, *SMOKE)[0] == 0
+        assert cli("run", "classification", "--methods", "smote,focal", "--seeds", "3", "--out", tmp_path / name, *SMOKE)[0] == 0
     a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
     assert a.keys() == b.keys() and len(a) == 2
     assert a == b
 
 
 def test_existing_records_need_resume(cli, tmp_path):
-    args = ["run", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o", *SMOKE]
+    args = ["run", "classification", "--methods", "erm", "--seeds", "0", "--out", tmp_path / "o", *SMOKE]
     assert cli(*args)[0] == 0
     code, _, err = cli(*args)
     assert code == 2 and "--resume" in err
@@ -66,7 +66,7 @@ def test_existing_records_need_resume(cli, tmp_path):
 def test_interrupted_suite_resumes_to_the_uninterrupted_result(cli, tmp_path, monkeypatch):
     from imbench.tasks.classification.track import ClassificationTrack
 
-    args = ["run", "--methods", "erm,class-weighted", "--seeds", "0,1", *SMOKE]
+    args = ["run", "classification", "--methods", "erm,class-weighted", "--seeds", "0,1", *SMOKE]
     assert cli(*args, "--out", tmp_path / "full")[0] == 0
 
     real_run = ClassificationTrack.run
@@ -89,7 +89,7 @@ def test_interrupted_suite_resumes_to_the_uninterrupted_result(cli, tmp_path, mo
 
 
 def test_failing_method_is_recorded_and_the_suite_goes_on(cli, tmp_path):
-    code, _, err = cli("run", "--methods", "erm,nan-loss", "--plugin", "tests.plugin_fixtures:NanLoss",
+    code, _, err = cli("run", "classification", "--methods", "erm,nan-loss", "--plugin", "tests.plugin_fixtures:NanLoss",
                        "--seeds", "0", "--out", tmp_path / "o", *SMOKE)
     assert code == 1
     records = {r["method"]: r for r in read_records(tmp_path / "o")}
@@ -102,7 +102,7 @@ def test_failing_method_is_recorded_and_the_suite_goes_on(cli, tmp_path):
 
 
 def test_process_pool_runs_every_cell(cli, tmp_path):
-    code, _, _ = cli("run", "--methods", "erm,rus", "--seeds", "0", "--jobs", "2", "--out", tmp_path / "o", *SMOKE)
+    code, _, _ = cli("run", "classification", "--methods", "erm,rus", "--seeds", "0", "--jobs", "2", "--out", tmp_path / "o", *SMOKE)
     assert code == 0
     records = read_records(tmp_path / "o")
     assert sorted(r["method"] for r in records) == ["erm", "rus"]
@@ -111,7 +111,7 @@ def test_process_pool_runs_every_cell(cli, tmp_path):
 
 def test_process_pool_workers_load_plugins_and_share_one_generator_cache(cli, tmp_path):
     # the default --jobs auto is a pool: --plugin methods and cached generators must work in it
-    code, _, err = cli("run", "--methods", "halve,deepsmote,deepsmote:blend=0.5",
+    code, _, err = cli("run", "classification", "--methods", "halve,deepsmote,deepsmote:blend=0.5",
                        "--plugin", "tests.plugin_fixtures:Halve",
                        "--seeds", "0", "--jobs", "2", "--out", tmp_path / "o", *SMOKE)
     assert code == 0, err
@@ -137,7 +137,7 @@ def test_auto_jobs_is_one_worker_per_core_on_cpu_and_one_on_cuda(monkeypatch):
 
 @pytest.mark.parametrize("bad", ["0", "-1", "two"])
 def test_bad_jobs_is_a_usage_error(cli, tmp_path, bad):
-    code, _, err = cli("run", "--methods", "erm", "--seeds", "0", "--jobs", bad, "--out", tmp_path / "o", *SMOKE)
+    code, _, err = cli("run", "classification", "--methods", "erm", "--seeds", "0", "--jobs", bad, "--out", tmp_path / "o", *SMOKE)
     assert code == 2 and "--jobs" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
@@ -159,10 +159,10 @@ def test_real_mnist_test_split_runs(cli, tmp_path, shared_data):
 
 def test_run_with_progress_and_resume_messages(cli, tmp_path):
     # the default (not --quiet) path: progress bars, the suite line, the resume summary
-    args = ["run", "--methods", "erm", "--profile", "smoke", "--ir", "10", "--out", tmp_path / "o"]
+    args = ["run", "classification", "--methods", "erm", "--profile", "smoke", "--ir", "10", "--out", tmp_path / "o"]
     code, _, err = cli(*args, "--seeds", "0")
     assert code == 0, err
-    assert "imbench: suite quick: 1 cells on cpu" in err
+    assert "imbench: suite quick-classification: 1 cells on cpu" in err
     code, stdout, err = cli(*args, "--seeds", "0,1", "--resume")
     assert code == 0, err
     assert "resuming: 1 cell(s) already recorded (0 failed, not retried), 0 failed cell(s) retried, 1 to run" in err

@@ -20,10 +20,10 @@ register_method``.
 """
 from .context import FREQUENCY_GROUPS, Context, frequency_groups
 from .errors import UsageError, unknown
-from .method import HOOKS, METHODS, Method, register_method
+from .method import HOOKS, METHODS, Method, RepeatFactors, register_method
 from .registry import Registry
 from .track import TRACKS, CellOutcome, DivergenceError, Track, get_track
 
 __all__ = ["Context", "FREQUENCY_GROUPS", "frequency_groups", "UsageError", "unknown", "HOOKS", "METHODS",
-           "Method", "register_method", "Registry", "TRACKS", "CellOutcome", "DivergenceError", "Track",
+           "Method", "RepeatFactors", "register_method", "Registry", "TRACKS", "CellOutcome", "DivergenceError", "Track",
            "get_track"]

@@ -134,6 +134,26 @@ def _coerce(method: str, key: str, value: Any, default: Any) -> Any:
         ) from None
 
 
+class RepeatFactors:
+    """What a ``sampler`` hook may return instead of weights: per-item repeat factors ``r >= 0``
+    (LVIS repeat-factor sampling). Each epoch repeats item ``i`` ``floor(r_i)`` times and once
+    more with probability ``r_i - floor(r_i)`` (stochastic rounding, drawn again every epoch)."""
+
+    def __init__(self, factors):
+        self.factors = torch.as_tensor(factors, dtype=torch.float64).cpu()
+        if self.factors.ndim != 1 or not torch.isfinite(self.factors).all() or (self.factors < 0).any():
+            raise ValueError("repeat factors must be a finite, non-negative 1-D tensor")
+        if self.factors.sum() <= 0:
+            raise ValueError("repeat factors are all zero")
+
+    def draw(self, gen: torch.Generator) -> torch.Tensor:
+        """One epoch's item indices (sorted; with repeats)."""
+        whole = self.factors.floor()
+        extra = torch.rand(len(self.factors), generator=gen, dtype=torch.float64) < (self.factors - whole)
+        counts = (whole + extra.double()).long()
+        return torch.repeat_interleave(torch.arange(len(counts)), counts)
+
+
 METHODS: Registry[type[Method]] = Registry("method")
 
 

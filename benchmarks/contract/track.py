@@ -45,6 +45,8 @@ class Track(ABC):
     per_class_metric: ClassVar[str] = ""
     lower_is_better: ClassVar[tuple[str, ...]] = ()
     table_metrics: ClassVar[tuple[str, ...]] = ()  # the columns of the printed leaderboard
+    augment_policies: ClassVar[tuple[str, ...]] = ("none",)  # the profile's ``augment`` values
+    resizable: ClassVar[bool] = False  # its datasets take ``image_size`` (``--image-size``)
 
     @classmethod
     def info(cls) -> dict:
@@ -64,6 +66,11 @@ class Track(ABC):
     @abstractmethod
     def models(self) -> Registry:
         """The models this track can train."""
+
+    @abstractmethod
+    def resolve_recipe(self, name: str, params: dict) -> dict:
+        """Recipe ``name``'s full parameters: defaults filled in, command-line text converted,
+        data-free range checks applied (``UsageError``); idempotent."""
 
     @abstractmethod
     def validate(self, cell: dict, runtime: dict) -> dict:

@@ -12,10 +12,12 @@ In a plugin's own tests::
         record = run_smoke_cell(MyMethod, tmp_path)
         assert record["status"] == "ok"
 
-``check_method`` raises ``AssertionError`` naming the broken rule; it runs every hook the
-method implements on a tiny synthetic imbalanced set, twice, to check types, shapes,
-value ranges and determinism for a seed. Hybrids are checked the same way:
-``check_method(method_class("smote+ldam-drw"))`` (``imbench.benchmarks.plugins.method_class``).
+``check_method`` raises ``AssertionError`` naming the broken rule; on every track the method
+declares (or the one ``track`` names) it runs every hook the method implements on a tiny
+synthetic imbalanced set of that track, twice, to check types, shapes, value ranges and
+determinism for a seed (``classification``: :mod:`.classification`; ``detection``:
+:mod:`.detection`). Hybrids are checked the same way: ``check_method(method_class("smote+ldam-drw"))``
+(``imbench.benchmarks.plugins.method_class``). ``run_smoke_cell`` runs one real cell of a track.
 """
 from __future__ import annotations
 
@@ -24,95 +26,25 @@ from pathlib import Path
 
 import torch
 
-from ..benchmarks.contract import HOOKS, Context, Method
-from ..data_recipes.imageset import ImageSet
+from ..benchmarks.contract import HOOKS, Method
+from .classification import run_hooks as _classification_hooks
+from .classification import tiny_context, tiny_imageset
+from .detection import run_hooks as _detection_hooks
+from .detection import tiny_scene_context, tiny_sceneset
 
-__all__ = ["check_method", "run_smoke_cell", "tiny_imageset", "tiny_context"]
+__all__ = ["check_method", "run_smoke_cell", "tiny_imageset", "tiny_context", "tiny_sceneset",
+           "tiny_scene_context", "CHECKS"]
 
-
-def tiny_imageset(counts=(24, 8, 3), shape=(1, 8, 8), seed: int = 0) -> ImageSet:
-    """A small imbalanced set: class c is a noisy blob at a class-specific position."""
-    g = torch.Generator().manual_seed(seed)
-    images, labels = [], []
-    C, H, W = shape
-    for c, n in enumerate(counts):
-        base = torch.zeros(C, H, W)
-        base[:, (c * 3) % H:(c * 3) % H + H // 2, (c * 5) % W:(c * 5) % W + W // 2] = 200.0
-        noise = torch.rand((n, C, H, W), generator=g) * 55.0
-        images.append((base + noise).clamp(0, 255).to(torch.uint8))
-        labels += [c] * n
-    return ImageSet(torch.cat(images), torch.tensor(labels), [f"c{c}" for c in range(len(counts))])
+# the per-track hook runners: fn(cls, seed) -> {name: tensor or tuple of tensors} to compare
+CHECKS = {"classification": _classification_hooks, "detection": _detection_hooks}
+# what one smoke cell of each track runs on
+SMOKE = {"classification": {"datasets": ["digits"], "models": ["small-cnn"], "recipe": "longtail"},
+         "detection": {"datasets": ["digit-scenes"], "models": ["fcos"], "recipe": "rare-class"}}
 
 
-def tiny_context(train: ImageSet, seed: int = 0, epochs: int = 4, gan: dict | None = None) -> Context:
-    """A Context for ``train`` with a tiny budget (``gan`` replaces the default GAN budget); no
-    cache, no source (so generative methods skip the sample-quality step)."""
-    counts = train.counts()
-    gan = dict(gan) if gan is not None else {"steps": 100, "batch_size": 16, "lr": 2.0e-4, "feature_epochs": 1}
-    return Context(track="classification", class_names=list(train.class_names), instance_counts=counts,
-                   minority=[c for c, n in enumerate(counts) if n < max(counts)], seed=seed,
-                   budget={"epochs": epochs, "batch_size": 16, "lr": 0.05, "gan": gan},
-                   dataset="tiny", epochs=epochs, data_key={"dataset": "tiny", "seed": seed})
-
-
-def _tiny_model(train: ImageSet) -> torch.nn.Module:
-    from ..tasks.classification.models import build_model
-
-    C, H, _ = train.image_shape
-    torch.manual_seed(0)
-    return build_model("small-cnn", in_channels=C, num_classes=train.num_classes, image_size=H,
-                       mean=[0.5] * C, std=[0.25] * C)
-
-
-def _run_hooks(cls: type[Method], seed: int) -> dict:
-    torch.manual_seed(seed)
-    train = tiny_imageset(seed=0)
-    ctx = tiny_context(train, seed=seed)
-    method = cls()
-    out: dict = {}
-    prepared = method.prepare(train, ctx)
-    assert isinstance(prepared, ImageSet), f"{cls.name}: prepare must return an ImageSet"
-    assert prepared.image_shape == train.image_shape, f"{cls.name}: prepare changed the image shape"
-    assert prepared.images.dtype == torch.uint8, f"{cls.name}: prepare must keep uint8 images"
-    assert prepared.class_names == train.class_names, f"{cls.name}: prepare changed the class names"
-    assert len(prepared) > 0 and int(prepared.labels.min()) >= 0, f"{cls.name}: prepare gave no items or bad labels"
-    assert int(prepared.labels.max()) < train.num_classes, f"{cls.name}: prepare gave out-of-range labels"
-    assert prepared.synthetic.shape == prepared.labels.shape, f"{cls.name}: synthetic flags misaligned"
-    out["prepared"] = (prepared.images.clone(), prepared.labels.clone())
-    model = method.adapt_model(_tiny_model(train), ctx)
-    assert isinstance(model, torch.nn.Module), f"{cls.name}: adapt_model must return a module"
-    weights = method.sampler(prepared, ctx)
-    if weights is not None:
-        w = torch.as_tensor(weights, dtype=torch.float64)
-        assert w.shape == (len(prepared),), f"{cls.name}: sampler weights must have one entry per item"
-        assert torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0, f"{cls.name}: bad sampler weights"
-        out["weights"] = w
-    loss_fn = method.criterion(ctx)
-    x = prepared.images[:16].float() / 255.0
-    y = prepared.labels[:16]
-    for epoch in range(ctx.epochs):
-        ctx.epoch = epoch
-        method.on_epoch(epoch, ctx)
-        xa, ya = method.augment((x.clone(), y.clone()), ctx)
-        assert xa.shape == x.shape and xa.dtype == x.dtype, f"{cls.name}: augment changed batch shape/dtype"
-        assert torch.equal(ya, y), f"{cls.name}: augment changed the labels"
-        assert torch.isfinite(xa).all(), f"{cls.name}: augment produced non-finite values"
-        logits = model(xa)
-        assert logits.shape == (len(y), train.num_classes), f"{cls.name}: model output shape changed"
-        loss = (loss_fn or torch.nn.functional.cross_entropy)(logits, ya)
-        extra = method.adversary(model, (xa, ya), ctx)
-        if extra is not None:
-            loss = loss + extra
-        assert loss.ndim == 0 and torch.isfinite(loss), f"{cls.name}: loss must be a finite scalar"
-        loss.backward()
-        out[f"aug{epoch}"] = xa.detach()
-        out[f"loss{epoch}"] = loss.detach()
-    json.dumps(ctx.record)  # what a method notes must be JSON-serialisable
-    return out
-
-
-def check_method(cls: type[Method], track: str = "classification") -> None:
-    """Assert that ``cls`` follows the method contract on ``track``."""
+def check_method(cls: type[Method], track: str | None = None) -> None:
+    """Assert that ``cls`` follows the method contract on ``track`` (None: on every track it
+    declares that has checks here)."""
     assert isinstance(cls, type) and issubclass(cls, Method), f"{cls!r} is not an imbench Method subclass"
     for attr in ("name", "summary", "reference"):
         assert isinstance(getattr(cls, attr), str) and getattr(cls, attr), f"{cls.__name__}: {attr} must be set"
@@ -120,19 +52,21 @@ def check_method(cls: type[Method], track: str = "classification") -> None:
     assert cls.tracks and all(isinstance(t, str) for t in cls.tracks), f"{cls.name}: tracks must be declared"
     json.dumps(cls.defaults)
     assert set(cls.hooks()) <= set(HOOKS)
-    if track not in cls.tracks:
-        return
-    first, second = _run_hooks(cls, seed=0), _run_hooks(cls, seed=0)
-    assert first.keys() == second.keys()
-    for key in first:
-        a, b = first[key], second[key]
-        same = all(torch.equal(u, v) for u, v in zip(a, b)) if isinstance(a, tuple) else torch.equal(a, b)
-        assert same, f"{cls.name}: {key} differs between two runs with the same seed"
+    for name in [t for t in cls.tracks if t in CHECKS] if track is None else [track] if track in cls.tracks else []:
+        run = CHECKS[name]
+        first, second = run(cls, seed=0), run(cls, seed=0)
+        assert first.keys() == second.keys()
+        for key in first:
+            a, b = first[key], second[key]
+            same = all(torch.equal(u, v) for u, v in zip(a, b)) if isinstance(a, tuple) else torch.equal(a, b)
+            assert same, f"{cls.name} ({name}): {key} differs between two runs with the same seed"
 
 
-def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str = "longtail", ir: float = 10.0,
-                   plugins: tuple[str, ...] = (), seed: int = 0) -> dict:
-    """Run one real cell (digits, smoke profile, small-cnn, CPU) and return its record."""
+def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str | None = None, ir: float = 10.0,
+                   plugins: tuple[str, ...] = (), seed: int = 0, track: str = "classification",
+                   recipe_params: dict | None = None) -> dict:
+    """Run one real cell of ``track`` (classification: digits, long-tail, small-cnn; detection:
+    digit-scenes, rare-class, fcos; smoke profile, CPU) and return its record."""
     from ..benchmarks.composite import Composite
     from ..benchmarks.plugins import METHODS, load_methods, register_method
     from ..benchmarks.contract.records import read_record
@@ -144,8 +78,10 @@ def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str = "long
         if method.name not in METHODS and not issubclass(method, Composite):
             register_method(method, origin=f"test {method.__module__}")
         method = method.name
-    suite = {"name": "contract", "grids": [{"track": "classification", "datasets": ["digits"],
-             "recipes": [{"name": recipe, "ir": ir}], "methods": [method], "models": ["small-cnn"],
+    smoke = SMOKE[track]
+    recipe_entry = {"name": recipe or smoke["recipe"], "ir": ir, **(recipe_params or {})}
+    suite = {"name": "contract", "grids": [{"track": track, "datasets": smoke["datasets"],
+             "recipes": [recipe_entry], "methods": [method], "models": smoke["models"],
              "seeds": [seed], "profile": "smoke"}]}
     runtime = {"out": str(out), "device": "cpu", "plugins": list(plugins)}
     (cell,) = validate(expand(suite, Overrides()), runtime)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ...benchmarks.contract import Context, Method
-from ...data_recipes.recipes import RECIPES, apply_recipe
+from ...data_recipes.recipes import RECIPES, apply_recipe, resolve_recipe
 from ...data_recipes.sources import SOURCES, load_source
 from ...benchmarks.contract.track import TRACKS, CellOutcome, Track
 from .metrics import METRIC_NOTES, classification_metrics
@@ -42,6 +42,7 @@ class ClassificationTrack(Track):
     per_class_metric = "per_class_recall"
     lower_is_better = ("fid", "kid")
     table_metrics = ("balanced_accuracy", "macro_f1", "tail_recall")
+    augment_policies = ("none", "auto", "digits", "natural")
 
     def datasets(self):
         return SOURCES
@@ -51,6 +52,9 @@ class ClassificationTrack(Track):
 
     def models(self):
         return MODELS
+
+    def resolve_recipe(self, name: str, params: dict) -> dict:
+        return resolve_recipe(name, params)
 
     def validate(self, cell: dict, runtime: dict) -> dict:
         source, imb = load_cell_data(cell, runtime)

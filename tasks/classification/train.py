@@ -16,56 +16,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ...benchmarks.contract import Context, Method
+from ...benchmarks.contract import Context, Method, RepeatFactors
 from ...data_recipes.imageset import ImageSet
 from ...benchmarks.contract.track import DivergenceError
+from ..schedule import BUDGET_UNITS, epoch_orders, learning_rate, sampling_plan, batches
 from .augmentation import apply_policy, protocol_policy
-
-
-def learning_rate(epoch: int, budget: dict) -> float:
-    """The learning rate of ``epoch`` (0-based): warm-up, then step multipliers."""
-    base = float(budget["lr"])
-    warmup = int(budget.get("warmup_epochs", 0))
-    if epoch < warmup:
-        return base * (epoch + 1) / warmup
-    factor = 1.0
-    for start, mult in sorted((int(k), float(v)) for k, v in (budget.get("lr_steps") or {}).items()):
-        if epoch >= start:
-            factor = mult
-    return base * factor
-
-
-def _batches(n: int, batch_size: int, order: torch.Tensor):
-    """Split ``order`` into batches, folding a trailing batch of one item into the previous
-    one (BatchNorm cannot train on a single item)."""
-    starts = list(range(0, n, batch_size))
-    if len(starts) > 1 and n - starts[-1] < 2:
-        starts.pop()
-    for i, s in enumerate(starts):
-        e = starts[i + 1] if i + 1 < len(starts) else n
-        yield order[s:e]
-
-
-BUDGET_UNITS = ("steps", "epochs")
-
-
-def epoch_orders(n: int, per_epoch: int, weights: torch.Tensor | None, gen: torch.Generator):
-    """Endless per-epoch index orders of ``per_epoch`` items drawn from a set of ``n``.
-
-    Without weights: successive seeded permutations of the set, cut into epochs of
-    ``per_epoch`` items (a set larger than ``per_epoch`` is walked through across epochs, a
-    smaller one repeats); with weights: ``per_epoch`` draws with replacement. When ``per_epoch
-    == n`` each epoch is one permutation (one multinomial draw), as in a plain epoch loop.
-    """
-    buffer = torch.empty(0, dtype=torch.int64)
-    while True:
-        if weights is not None:
-            yield torch.multinomial(weights, per_epoch, replacement=True, generator=gen)
-            continue
-        while len(buffer) < per_epoch:
-            buffer = torch.cat([buffer, torch.randperm(n, generator=gen)])
-        yield buffer[:per_epoch]
-        buffer = buffer[per_epoch:]
 
 
 def fit(model: torch.nn.Module, train: ImageSet, method: Method, ctx: Context, progress: bool = False,
@@ -98,11 +53,9 @@ def fit(model: torch.nn.Module, train: ImageSet, method: Method, ctx: Context, p
     per_epoch = n if unit == "epochs" or reference_size is None else int(reference_size)
     if per_epoch < 2:
         raise ValueError(f"an epoch of {per_epoch} item(s) is too short; at least 2 are needed")
-    weights = method.sampler(train, ctx)
-    if weights is not None:
-        weights = torch.as_tensor(weights, dtype=torch.float64).cpu()
-        if weights.shape != (n,) or not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"method {method.name!r} returned invalid sampling weights")
+    weights = sampling_plan(method.sampler(train, ctx), n, method.name)
+    if unit == "epochs" and isinstance(weights, RepeatFactors):
+        per_epoch = None  # an epoch is one repeat-factor draw
     loss_fn = method.criterion(ctx)
     if isinstance(loss_fn, torch.nn.Module):
         loss_fn = loss_fn.to(device)
@@ -125,7 +78,7 @@ def fit(model: torch.nn.Module, train: ImageSet, method: Method, ctx: Context, p
         model.train()
         order = next(orders)
         total, seen = 0.0, 0
-        for idx in _batches(per_epoch, batch_size, order.to(device)):
+        for idx in batches(len(order), batch_size, order.to(device)):
             x = images[idx].float().div_(255.0)
             y = labels[idx]
             x = apply_policy(policy, x, aug_gen, ctx.dataset)

@@ -1,0 +1,66 @@
+"""Image-level resampling of scene sets (detection, segmentation): what ``ros`` and ``rfs`` do
+when the items are images holding several objects of several classes."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..benchmarks.contract import Context, frequency_groups
+
+MAX_GROWTH = 10  # ros adds at most this many times the set's own size
+
+
+def class_presence(train) -> list[set[int]]:
+    """The classes each image holds."""
+    return [set(t["labels"].tolist()) for t in train.targets]
+
+
+def oversample_images(train, ctx: Context, salt: str = "ros"):
+    """Duplicate images that hold under-represented classes until every class has about the
+    largest class's instance count.
+
+    Classes are filled rarest first: images holding class ``c`` are drawn uniformly (seeded,
+    with replacement) and appended until ``c`` reaches the largest count, counting the objects
+    of every class the copies bring along; the set grows by at most ``MAX_GROWTH`` times its
+    size. Copies are real images (not flagged synthetic). Notes the counts reached.
+    """
+    rng = ctx.rng(salt)
+    presence = class_presence(train)
+    counts = np.array(train.instance_counts(), dtype=np.int64)
+    per_image = [np.bincount(t["labels"].numpy(), minlength=train.num_classes) for t in train.targets]
+    target = int(counts.max())
+    added: list[int] = []
+    for c in np.argsort(counts, kind="stable"):
+        holders = [i for i, p in enumerate(presence) if int(c) in p]
+        while holders and counts[c] < target and len(added) < MAX_GROWTH * len(train):
+            i = holders[int(rng.integers(len(holders)))]
+            added.append(i)
+            counts += per_image[i]
+    ctx.note("ros_counts", {"target": target, "reached": counts.tolist(), "images_added": len(added)})
+    if not added:
+        return train
+    extra = train.subset(added)
+    return train.concat(extra.images, extra.targets, synthetic=False, ids=[f"{i}-copy" for i in extra.ids])
+
+
+def lvis_threshold(train) -> float:
+    """The repeat threshold ``t`` scaled to the set: the image frequency where LVIS's
+    ``frequent`` group starts (on LVIS, t = 0.001 is 100 images of 100k: the common/frequent
+    boundary), with the groups of :func:`~imbench.benchmarks.contract.frequency_groups`; so the
+    rare and common classes are repeated, the frequent ones not."""
+    image_counts = train.image_counts()
+    groups = frequency_groups(image_counts)
+    frequent = [image_counts[c] for c in groups["frequent"]]
+    return min(frequent) / len(train) if frequent else 1.0
+
+
+def repeat_factors(train, t: float) -> torch.Tensor:
+    """LVIS repeat factors: r(c) = max(1, sqrt(t / f(c))), f(c) the share of images holding c;
+    r(I) = max over the classes of image I (1 for an image without objects)."""
+    n = len(train)
+    freq = [c / n for c in train.image_counts()]
+    r_class = [max(1.0, math.sqrt(t / f)) if f > 0 else 1.0 for f in freq]
+    return torch.tensor([max([r_class[c] for c in p], default=1.0) for p in class_presence(train)],
+                        dtype=torch.float64)

@@ -1,0 +1,144 @@
+"""The object-level track: scene source -> recipe -> method -> train a detector -> COCO metrics."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ...benchmarks.contract import Context, Method
+from ...benchmarks.contract.track import TRACKS, CellOutcome, Track
+from ...data_recipes.scenes import SCENE_RECIPES, SCENE_SOURCES, load_scenes
+from ...data_recipes.scenes.recipes import apply_scene_recipe, resolve_scene_recipe
+from .metrics import METRIC_NOTES, detection_metrics
+from .models import MODELS, build_detector
+from .train import AUGMENT, fit, predict
+
+
+def load_cell_data(cell: dict, runtime: dict):
+    """The cell's scene source and imbalanced training split (sources cached in-process)."""
+    ds = cell["dataset"]
+    source = load_scenes(ds["name"], data_root=runtime.get("data_root"), data_path=runtime.get("data_path"),
+                         download=bool(runtime.get("download")), split_seed=ds.get("split_seed", 0),
+                         test_fraction=ds.get("test_fraction"), image_size=ds.get("image_size"))
+    expected = ds.get("fingerprint")
+    if expected is not None and source.info.get("fingerprint") != expected:
+        raise RuntimeError(f"the data of {ds['name']} changed on disk since the run was planned "
+                           f"(fingerprint {source.info.get('fingerprint')}, planned {expected})")
+    imb = apply_scene_recipe(source, cell["recipe"]["name"], cell["recipe"]["params"], cell.get("subset_seed", 0))
+    return source, imb
+
+
+def _input_size(scenes) -> int:
+    return max(max(int(img.shape[1]), int(img.shape[2])) for img in scenes.images)
+
+
+def _normalisation(scenes) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the recipe's training images (what the detector's transform
+    normalises with)."""
+    C = scenes.channels
+    flat = torch.cat([img.reshape(C, -1).float() for img in scenes.images], dim=1) / 255.0
+    return flat.mean(1).tolist(), flat.std(1).clamp_min(1e-3).tolist()
+
+
+class DetectionTrack(Track):
+    name = "detection"
+    summary = "object-level imbalance: rare object classes, small objects, occlusion, foreground/background"
+    default_model = "fcos"
+    default_dataset = "digit-scenes"
+    headline_metric = "ap"
+    report_metrics = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "rare_ap", "ar100",
+                      "recall_occluded", "fid", "kid")
+    per_class_metric = "per_class_ap"
+    lower_is_better = ("fid", "kid")
+    table_metrics = ("ap", "ap50", "ap_small", "rare_ap")
+    augment_policies = AUGMENT
+    resizable = True
+
+    def datasets(self):
+        return SCENE_SOURCES
+
+    def recipes(self):
+        return SCENE_RECIPES
+
+    def models(self):
+        return MODELS
+
+    def resolve_recipe(self, name: str, params: dict) -> dict:
+        return resolve_scene_recipe(name, params)
+
+    def validate(self, cell: dict, runtime: dict) -> dict:
+        source, imb = load_cell_data(cell, runtime)
+        MODELS.get(cell["model"])
+        build_detector(cell["model"], num_classes=len(imb.class_names), in_channels=imb.train.channels,
+                       image_size=_input_size(imb.train), mean=[0.5] * imb.train.channels,
+                       std=[0.25] * imb.train.channels)
+        return {"fingerprint": source.info["fingerprint"]}
+
+    def run(self, cell: dict, method: Method, runtime: dict, progress) -> CellOutcome:
+        device = torch.device(runtime.get("device", "cpu"))
+        source, imb = load_cell_data(cell, runtime)
+        seed = int(cell["seed"])
+        torch.manual_seed(seed)
+        K = len(imb.class_names)
+        size = _input_size(imb.train)
+        mean, std = _normalisation(imb.train)
+        torch.manual_seed(seed)
+        model = build_detector(cell["model"], num_classes=K, in_channels=imb.train.channels, image_size=size,
+                               mean=mean, std=std)
+        ctx = Context(
+            track=self.name, class_names=list(imb.class_names), instance_counts=imb.train.instance_counts(),
+            image_counts=imb.train.image_counts(), minority=list(imb.minority), seed=seed, device=device,
+            budget=dict(cell["profile"]["budget"]), dataset=cell["dataset"]["name"], recipe=dict(cell["recipe"]),
+            quiet=not progress, cache_dir=Path(runtime["cache_dir"]) if runtime.get("cache_dir") else None,
+            source=source,
+            data_key={"fingerprint": source.info.get("fingerprint"), "split": source.info.get("split"),
+                      "dataset": cell["dataset"], "recipe": cell["recipe"],
+                      "subset_seed": cell.get("subset_seed", 0), "seed": seed},
+            artifacts_dir=Path(runtime["out"]) / "samples" if runtime.get("out") else None,
+            artifact_stem=runtime.get("record_stem", "cell"), test=imb.test, model_info=model.info(),
+        )
+        timings = {}
+        t = time.perf_counter()
+        train = method.prepare(imb.train, ctx)
+        timings["prepare_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        model = method.adapt_model(model, ctx).to(device)
+        history, training = fit(model, train, method, ctx, progress=progress, reference_size=len(imb.train))
+        timings["train_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        predictions = predict(model, imb.test.images, device)
+        metrics = detection_metrics(imb.test, predictions, minority=list(imb.minority),
+                                    area_ranges=source.info.get("area_ranges"))
+        metrics.update(ctx.metrics)
+        timings["evaluate_s"] = time.perf_counter() - t
+        counts = {
+            "recipe": list(imb.counts),
+            "recipe_images": imb.train.image_counts(),
+            "trained_on": train.instance_counts(),
+            "trained_on_images": train.image_counts(),
+            "synthetic": _synthetic_counts(train),
+            "test": imb.test.instance_counts(),
+            "minority": list(imb.minority),
+            "frequency_groups": ctx.frequency_groups,
+            "class_names": list(imb.class_names),
+            "images": {"recipe": len(imb.train), "trained_on": len(train), "test": len(imb.test)},
+        }
+        return CellOutcome(
+            metrics=metrics, class_counts=counts, timings=timings,
+            extras={"history": history, "model": model.info(), **ctx.record},
+            data={"source": source.info, "recipe": imb.info, "metric_notes": METRIC_NOTES},
+            training=training,
+        )
+
+
+def _synthetic_counts(scenes) -> list[int]:
+    counts = torch.zeros(scenes.num_classes, dtype=torch.int64)
+    for t in scenes.targets:
+        counts += torch.bincount(t["labels"][t["synthetic"]], minlength=scenes.num_classes)
+    return counts.tolist()
+
+
+TRACKS.register(DetectionTrack.name, DetectionTrack())
