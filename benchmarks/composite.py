@@ -141,6 +141,16 @@ class Composite(Method):
             part.on_epoch(epoch, self._ctx(ctx))
 
 
+def _models_of(parts, track: str):
+    """The models every part that restricts them allows on ``track`` (None: no restriction)."""
+    allowed = None
+    for p in parts:
+        needed = p.models.get(track)
+        if needed:
+            allowed = [m for m in (allowed if allowed is not None else needed) if m in needed]
+    return allowed
+
+
 def composite_class(name: str, lookup) -> type[Method]:
     """The hybrid class for ``"a+b[+c]"``; ``lookup(name)`` gives a part's class."""
     names = split_parts(name)
@@ -166,6 +176,7 @@ def composite_class(name: str, lookup) -> type[Method]:
         "summary": "hybrid: " + "; then ".join(f"{p.name} ({p.summary})" for p in parts),
         "reference": "; ".join(p.reference for p in parts if p.reference),
         "defaults": {p.name: dict(p.defaults) for p in parts},
+        "models": {t: tuple(m for m in _models_of(parts, t)) for t in tracks if _models_of(parts, t) is not None},
         "__module__": __name__,
     })
     _CLASSES[key] = cls

@@ -257,8 +257,17 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
         for s in [*seeds, *subsets, split_seed]:
             if s < 0:
                 raise UsageError(f"seeds must be >= 0, got {s}")
+        named = {n for n, _ in _method_specs([m for m in (o_methods or _listify(grid.get("methods", ["all"])))
+                                              if not (isinstance(m, str) and m.strip() in FAMILIES)], track)}
+        for method in methods:
+            bad = [m for m in models if not method_class(method["name"]).supports(track, m)]
+            if bad and method["name"] in named:
+                raise UsageError(f"method {method['name']!r} does not run with model {bad[0]!r} on {track} "
+                                 f"(it needs {', '.join(method_class(method['name']).models[track])})")
         for d, (rname, rparams), model, method, subset, seed in itertools.product(
                 datasets, recipes, models, methods, subsets, seeds):
+            if not method_class(method["name"]).supports(track, model):
+                continue  # 'all' / 'baseline' / 'gan' leave out what cannot run with this model
             cells.append({
                 "track": track,
                 "dataset": {"name": d, "split_seed": split_seed, **dataset_extra},

@@ -52,6 +52,9 @@ class Method:
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    # per track, the models the method can run with (e.g. ASDN needs Faster R-CNN's ROI head);
+    # a track not listed takes every model
+    models: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, **params: Any):
         unknown_keys = sorted(set(params) - set(self.defaults))
@@ -70,8 +73,12 @@ class Method:
         return [h for h in HOOKS if getattr(cls, h) is not getattr(Method, h)]
 
     @classmethod
-    def supports(cls, track: str) -> bool:
-        return track in cls.tracks
+    def supports(cls, track: str, model: str | None = None) -> bool:
+        """Whether the method runs on ``track`` (and, when given, with ``model``)."""
+        if track not in cls.tracks:
+            return False
+        needed = cls.models.get(track)
+        return model is None or not needed or model in needed
 
     # ----------------------------------------------------------------- hooks
     def prepare(self, train, ctx: Context):

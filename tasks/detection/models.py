@@ -45,13 +45,15 @@ def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 class SmallBackbone(nn.Module):
-    """A small CNN with an FPN: levels ``"0"``, ``"1"``, ``"2"`` at strides 4, 8, 16 (widths 32, 64,
-    64; 32 FPN channels): on 64 px digit scenes as accurate as twice the width and 3x faster."""
+    """A small CNN with an FPN: a stride-2 stem, then levels ``"0"``, ``"1"``, ``"2"`` at strides 4,
+    8, 16 (widths 32, 64, 64; 32 FPN channels): on 64 px digit scenes about as accurate as twice
+    the width with a full-resolution stem (AP 0.16-0.17 for erm on rare-class, one seed) and
+    3x faster."""
 
     def __init__(self, in_channels: int, width: int = 16, out_channels: int = 32):
         super().__init__()
         w = width
-        self.stem = nn.Sequential(_conv(in_channels, w, 1), _conv(w, w, 2))
+        self.stem = _conv(in_channels, w, 2)
         self.c2 = nn.Sequential(_conv(w, 2 * w, 2), _conv(2 * w, 2 * w, 1))
         self.c3 = nn.Sequential(_conv(2 * w, 4 * w, 2), _conv(4 * w, 4 * w, 1))
         self.c4 = nn.Sequential(_conv(4 * w, 4 * w, 2), _conv(4 * w, 4 * w, 1))
