@@ -18,8 +18,12 @@ Methods (name: what it does; parameters with defaults):
 - ``augment``: standard augmentation for the dataset (affine / pad-crop-flip); policy=auto.
 - ``random-erasing``: torchvision RandomErasing per image; p=0.5, scale_max=0.33, value=0.
 - ``rfs`` (detection): LVIS repeat-factor sampling of images; t=0 (scaled to the set).
+- ``seesaw`` (detection): Seesaw loss (mitigation p=0.8, compensation q=2.0) in the box-classification loss.
+- ``copy-paste`` (detection): Simple Copy-Paste of masked objects between the images of a batch;
+  paste_p=0.5, scale 0.5-1.5, flip=False, min_visible=0.05, rare_only=False.
+- ``eqlv2`` (detection): Equalization loss v2 (gradient-guided sigmoid re-weighting; gamma=12, mu=0.8, alpha=4).
 
-``erm``, ``ros``, ``focal`` and ``cb-loss`` also declare the detection track: their hooks branch
+``erm``, ``ros``, ``focal``, ``cb-loss`` and ``random-erasing`` also declare the detection track: their hooks branch
 on ``ctx.track`` to the scene helpers :mod:`.scene_sampling` and :mod:`.box_losses`.
 
 Shared helpers: :mod:`.class_weights` (inverse-frequency and class-balanced weights) and
@@ -33,6 +37,8 @@ from . import (  # noqa: F401  (importing registers the methods)
     borderline_smote,
     cb_loss,
     class_weighted,
+    copy_paste,
+    eqlv2,
     erm,
     focal,
     ldam_drw,
@@ -40,5 +46,6 @@ from . import (  # noqa: F401  (importing registers the methods)
     rfs,
     ros,
     rus,
+    seesaw,
     smote,
 )

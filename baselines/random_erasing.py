@@ -17,6 +17,12 @@ class RandomErasing(Method):
     """torchvision ``transforms.v2.RandomErasing(p, scale=(0.02, scale_max), ratio=(0.3, 3.3),
     value)`` applied to each image of the batch independently.
 
+    ``classification``: the batch ``(x, y)``, labels unchanged. ``detection``: the batch
+    ``(images, targets)``; one rectangle per image is drawn over the whole image (the paper's
+    image-aware variant, IRE) and the targets pass through unchanged -- boxes, masks, occlusion
+    and all -- as torchvision's v2 transform passes ``BoundingBoxes`` and ``Mask`` through and as
+    the paper keeps the annotations: a partly (or wholly) erased object is still there, hidden.
+
     torchvision draws its parameters from the global CPU RNG; each batch runs inside
     ``torch.random.fork_rng`` seeded from a per-cell generator (``ctx.generator("random-erasing")``,
     created at epoch 0), so the result is deterministic for the cell's seed and the trainer's
@@ -25,7 +31,7 @@ class RandomErasing(Method):
 
     name = "random-erasing"
     family = "baseline"
-    tracks = ("classification",)
+    tracks = ("classification", "detection")
     summary = "Random erasing: replace a random rectangle of each image by a constant (p=0.5)"
     reference = "Zhong, Zheng, Kang, Li & Yang, Random Erasing Data Augmentation, AAAI 2020"
     defaults = {"p": 0.5, "scale_max": 0.33, "value": 0.0}
@@ -55,5 +61,7 @@ class RandomErasing(Method):
         seed = int(torch.randint(0, 2**62, (1,), generator=self._gen))
         with torch.random.fork_rng(devices=[]):
             torch.random.default_generator.manual_seed(seed)
-            out = torch.stack([erase(img) for img in x])
-        return out, y
+            erased = [erase(img) for img in x]
+        if ctx.track == "detection":
+            return erased, list(y)  # targets unchanged (torchvision passes boxes and masks through)
+        return torch.stack(erased), y

@@ -58,6 +58,22 @@ def test_faster_rcnn_roi_head_equals_torchvision_roi_heads():
         assert torch.allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6), key
 
 
+def test_faster_rcnn_eval_path_equals_torchvision_roi_heads():
+    det, _ = _losses("faster-rcnn", None)
+    det.eval()
+    images, _ = _batch(tiny_sceneset())
+    with torch.no_grad():
+        ours = det(images)
+        heads = det.model.roi_heads
+        det.model.roi_heads = RoIHeads(heads.box_roi_pool, heads.box_head, heads.box_predictor, 0.5, 0.5, 64, 0.25,
+                                       None, 0.05, 0.5, 100)
+        det.model.roi_heads.eval()
+        theirs = det(images)
+    for a, b in zip(ours, theirs):
+        for key in ("boxes", "scores", "labels"):
+            assert torch.equal(a[key], b[key]), key
+
+
 def test_faster_rcnn_loss_slot_receives_background_as_minus_one():
     seen = {}
 

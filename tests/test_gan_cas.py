@@ -24,7 +24,8 @@ from imbench.testing import tiny_context, tiny_imageset
 from .plugin_fixtures import NoisyMeans
 
 load_methods()
-GENERATIVE = sorted(n for n in METHODS if METHODS.get(n).family == "gan" and METHODS.origin(n) == "builtin")
+GENERATIVE = sorted(n for n in METHODS if METHODS.get(n).family == "gan" and METHODS.origin(n) == "builtin"
+                    and METHODS.get(n).supports("classification"))
 CPU = torch.device("cpu")
 EPOCHS = 4
 LONGTAIL = [60, 45, 30, 22, 16, 12, 9, 7, 5, 4]  # a digits long tail

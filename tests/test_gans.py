@@ -8,7 +8,8 @@ from imbench.benchmarks.plugins import METHODS, load_methods
 from imbench.testing import tiny_context, tiny_imageset
 
 load_methods()
-GENERATIVE = sorted(n for n in METHODS if METHODS.get(n).family == "gan" and METHODS.origin(n) == "builtin")
+GENERATIVE = sorted(n for n in METHODS if METHODS.get(n).family == "gan" and METHODS.origin(n) == "builtin"
+                    and METHODS.get(n).supports("classification"))
 
 
 def _ctx(train, cache_dir=None, seed=0):

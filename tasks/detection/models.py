@@ -15,7 +15,10 @@ each model's classification head calls ``detector.cls_loss(logits, classes)`` wi
 RetinaNet) or (M, K+1) for Faster R-CNN's softmax head (column 0 is background); the loss
 returns a sum, normalised like the detector's own (by the foreground count for the dense
 heads, by the number of sampled ROIs for Faster R-CNN). ``detector.roi_feature_hook`` (Faster
-R-CNN) sees and may change the pooled ROI features in training (adversarial dropout, ASDN).
+R-CNN) sees and may change the pooled ROI features of the sampled proposals in training, with
+their classes (adversarial dropout, ASDN); ``detector.roi_enhance_hook(features, proposals)``
+sees them in training *and* evaluation, with the proposal boxes per image (feature
+super-resolution of small objects, Perceptual GAN).
 """
 from __future__ import annotations
 
@@ -137,16 +140,25 @@ class ImbRetinaNetClassificationHead(_LossSlot, RetinaNetClassificationHead):
 
 
 class ImbRoIHeads(RoIHeads):
-    """Faster R-CNN's box head; in training the classification loss goes through the detector's
-    ``cls_loss`` and the pooled ROI features through its ``roi_feature_hook``."""
+    """Faster R-CNN's box head (boxes only); in training the classification loss goes through the
+    detector's ``cls_loss`` and the pooled ROI features through its ``roi_feature_hook``; in
+    training and evaluation alike they pass its ``roi_enhance_hook`` first."""
 
     owner: "Detector | None" = None
 
+    def _pooled(self, features, proposals, image_shapes):
+        box_features = self.box_roi_pool(features, proposals, image_shapes)
+        enhance = self.owner.roi_enhance_hook if self.owner is not None else None
+        return box_features if enhance is None else enhance(box_features, proposals)
+
     def forward(self, features, proposals, image_shapes, targets=None):
         if not self.training:
-            return super().forward(features, proposals, image_shapes, targets)
+            box_features = self._pooled(features, proposals, image_shapes)
+            class_logits, box_regression = self.box_predictor(self.box_head(box_features))
+            boxes, scores, labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
+            return [{"boxes": b, "labels": lab, "scores": sc} for b, sc, lab in zip(boxes, scores, labels)], {}
         proposals, _, labels, regression_targets = self.select_training_samples(proposals, targets)
-        box_features = self.box_roi_pool(features, proposals, image_shapes)
+        box_features = self._pooled(features, proposals, image_shapes)
         hook = self.owner.roi_feature_hook if self.owner is not None else None
         if hook is not None:
             box_features = hook(box_features, torch.cat(labels) - 1)
@@ -163,14 +175,15 @@ class ImbRoIHeads(RoIHeads):
 class Detector(nn.Module):
     """A torchvision detector with the imbench hooks: ``forward(images, targets)`` as
     torchvision (losses in training, detections in eval); ``head`` is ``"sigmoid"`` or
-    ``"softmax"``; ``cls_loss`` / ``roi_feature_hook`` are None (the detector's own) or set by a
-    method."""
+    ``"softmax"``; ``cls_loss`` / ``roi_feature_hook`` / ``roi_enhance_hook`` are None (the
+    detector's own) or set by a method."""
 
     def __init__(self, model: nn.Module, name: str, head: str):
         super().__init__()
         self.model, self.name, self.head = model, name, head
         self.cls_loss: ClsLoss | None = None
         self.roi_feature_hook: Callable[[Tensor, Tensor], Tensor] | None = None
+        self.roi_enhance_hook: Callable[[Tensor, list[Tensor]], Tensor] | None = None
         for m in model.modules():
             if isinstance(m, (_LossSlot, ImbRoIHeads)):
                 object.__setattr__(m, "owner", self)
