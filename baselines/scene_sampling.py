@@ -42,7 +42,8 @@ def oversample_images(train, ctx: Context, salt: str = "ros"):
     if not added:
         return train
     extra = train.subset(added)
-    return train.concat(extra.images, extra.targets, synthetic=False, ids=[f"{i}-copy" for i in extra.ids])
+    return train.concat(extra.images, extra.targets, synthetic=False, ids=[f"{i}-copy" for i in extra.ids],
+                        area_scale=extra.area_scale)
 
 
 def lvis_threshold(train) -> float:

@@ -170,6 +170,9 @@ def composite_class(name: str, lookup) -> type[Method]:
     tracks = tuple(t for t in parts[0].tracks if all(t in p.tracks for p in parts))
     if not tracks:
         raise UsageError(f"hybrid {key!r}: its parts share no track")
+    for t in tracks:
+        if _models_of(parts, t) == []:
+            raise UsageError(f"hybrid {key!r}: its parts run with no common model on {t}")
     cls = type(f"Hybrid[{key}]", (Composite,), {
         "name": key, "tracks": tracks, "part_classes": parts, "part_names": tuple(names),
         "families": tuple(sorted({p.family for p in parts})),

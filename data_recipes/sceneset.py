@@ -20,7 +20,10 @@ key              value
 
 An image with no object has ``boxes`` of shape (0, 4) and ``labels`` of shape (0,) (what the
 torchvision detectors expect; never a dummy box). ``synthetic`` (N,) flags images a method
-made or changed. ``ids`` names each image (file stem, or ``"<set>-<index>"``).
+made or changed. ``ids`` names each image (file stem, or ``"<set>-<index>"``). ``area_scale`` (N,)
+converts a box area in this image's pixels to the units of ``area``: 1 unless a real set was
+resized (``--image-size``), where ``area`` stays in original pixels (COCO's size buckets keep their
+meaning) and the evaluation scales each detection's area by it.
 """
 from __future__ import annotations
 
@@ -76,6 +79,7 @@ class SceneSet:
     class_names: list[str]
     synthetic: torch.Tensor = field(default=None)  # type: ignore[assignment]
     ids: list[str] = field(default=None)  # type: ignore[assignment]
+    area_scale: torch.Tensor = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self):
         if len(self.images) != len(self.targets):
@@ -90,6 +94,9 @@ class SceneSet:
             self.synthetic = torch.zeros(len(self.images), dtype=torch.bool)
         if self.ids is None:
             self.ids = [str(i) for i in range(len(self.images))]
+        if self.area_scale is None:
+            self.area_scale = torch.ones(len(self.images), dtype=torch.float64)
+        self.area_scale = torch.as_tensor(self.area_scale, dtype=torch.float64).reshape(len(self.images))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -126,15 +133,17 @@ class SceneSet:
         index = [int(i) for i in np.asarray(index).reshape(-1)]
         return SceneSet([self.images[i] for i in index], [self.targets[i] for i in index],
                         list(self.class_names), self.synthetic[index] if index else self.synthetic[:0],
-                        [self.ids[i] for i in index])
+                        [self.ids[i] for i in index], self.area_scale[index] if index else self.area_scale[:0])
 
     def concat(self, images: list[torch.Tensor], targets: list[dict], synthetic: bool = True,
-               ids: list[str] | None = None) -> "SceneSet":
-        """This set with ``images`` / ``targets`` appended (marked synthetic by default)."""
+               ids: list[str] | None = None, area_scale=None) -> "SceneSet":
+        """This set with ``images`` / ``targets`` appended (marked synthetic by default;
+        ``area_scale`` 1 unless given)."""
         ids = ids if ids is not None else [f"added-{i}" for i in range(len(images))]
+        scale = torch.ones(len(images), dtype=torch.float64) if area_scale is None else area_scale
         return SceneSet(self.images + list(images), self.targets + list(targets), list(self.class_names),
                         torch.cat([self.synthetic, torch.full((len(images),), synthetic, dtype=torch.bool)]),
-                        self.ids + list(ids))
+                        self.ids + list(ids), torch.cat([self.area_scale, torch.as_tensor(scale, dtype=torch.float64)]))
 
     def fingerprint(self) -> str:
         """sha256 of every image and its boxes and labels, first 16 hex chars."""

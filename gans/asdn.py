@@ -165,8 +165,9 @@ class ASDN(Method):
             raise UsageError(f"method 'asdn': drop_fraction must be in (0, 1), got {p['drop_fraction']}")
         if not float(p["lr"]) > 0.0:
             raise UsageError(f"method 'asdn': lr must be > 0, got {p['lr']}")
-        if int(p["window"]) < 1:
-            raise UsageError(f"method 'asdn': window must be >= 1, got {p['window']}")
+        if not 1 <= int(p["window"]) <= 7:
+            raise UsageError(f"method 'asdn': window must be in 1..7 (the built-in detectors pool 7x7 ROI "
+                             f"features), got {p['window']}")
         if not float(p["sample_pool"]) >= 1.0:
             raise UsageError(f"method 'asdn': sample_pool must be >= 1 (1 = deterministic top-k), got {p['sample_pool']}")
         if not 0.0 <= float(p["clean_batches"]) < 1.0:

@@ -11,7 +11,7 @@ from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import sigmoid_focal_loss
 
 from imbench.baselines.box_losses import sigmoid_focal, softmax_focal
-from imbench.baselines.scene_sampling import lvis_threshold, oversample_images, repeat_factors
+from imbench.baselines.scene_sampling import lvis_threshold, repeat_factors
 from imbench.benchmarks.contract import RepeatFactors
 from imbench.benchmarks.plugins import method_class
 from imbench.tasks.detection.models import build_detector
@@ -113,7 +113,7 @@ def test_ros_duplicates_images_until_rare_classes_catch_up():
     counts = out.instance_counts()
     assert counts[1] >= 12 and counts[2] >= 12
     assert not out.synthetic.any() and len(out) > len(train)
-    assert out.images[: len(train)] == train.images
+    assert all(torch.equal(a, b) for a, b in zip(out.images[: len(train)], train.images))
     for img, copy_id in zip(out.images[len(train):], out.ids[len(train):]):
         original = train.ids.index(copy_id.removesuffix("-copy"))
         assert torch.equal(img, train.images[original])
@@ -130,9 +130,15 @@ def test_repeat_factors_follow_lvis_formula():
         classes = target["labels"].unique().tolist()
         expected = max([max(1.0, math.sqrt(t / f[c])) for c in classes], default=1.0)
         assert math.isclose(float(r[i]), expected, rel_tol=1e-12)
+    # t scaled to the set: the image frequency where the frequent group starts, so exactly the
+    # rare and common classes get r > 1
+    from imbench.benchmarks.contract import frequency_groups
+
     auto = lvis_threshold(train)
-    groups_frequent_min = min(c for c in train.image_counts() if c >= 0.0) / n
-    assert auto >= groups_frequent_min and auto <= max(train.image_counts()) / n
+    groups = frequency_groups(train.image_counts())
+    assert auto == min(train.image_counts()[c] for c in groups["frequent"]) / n
+    r_class = [max(1.0, math.sqrt(auto / fc)) for fc in f]
+    assert [c for c in range(3) if r_class[c] > 1] == sorted(groups["rare"] + groups["common"])
 
 
 def test_repeat_factor_draws_round_stochastically():
@@ -145,8 +151,10 @@ def test_repeat_factor_draws_round_stochastically():
     orders = epoch_orders(4, 6, plan, torch.Generator().manual_seed(1))
     first, second = next(orders), next(orders)
     assert len(first) == len(second) == 6 and 2 not in first.tolist()
-    whole = next(epoch_orders(4, None, plan, torch.Generator().manual_seed(1)))
-    assert sorted(whole.tolist()) == sorted(plan.draw(torch.Generator().manual_seed(1)).tolist()) or len(whole) >= 4
+    # per_epoch None (budget unit epochs): an epoch is one whole draw, permuted
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    whole = next(epoch_orders(4, None, plan, g1))
+    assert sorted(whole.tolist()) == plan.draw(g2).tolist()
 
 
 def test_cb_loss_weights_items_by_instance_counts():

@@ -312,3 +312,22 @@ def test_invalid_inputs_raise():
         detection_metrics(ss, predictions([[]]), minority=[K])
     with pytest.raises(ValueError, match="max_dets"):
         detection_metrics(ss, predictions([[]]), minority=[], max_dets=5)
+
+
+def test_resized_real_set_scales_detection_areas_into_the_gt_units():
+    """A set resized 4x down keeps GT areas in original pixels (area_scale 16): a false positive
+    that is large in original pixels must stay out of the small bucket (review finding)."""
+    ranges = {"all": [0, 1e10], "small": [0, 1024], "medium": [1024, 9216], "large": [9216, 1e10]}
+    box = [2.0, 2.0, 6.0, 6.0]  # 4x4 resized = 16x16 = 256 px^2 originally: small
+    target = make_target([box], [0], (32, 32), area=[256.0])
+    test = SceneSet([torch.zeros(1, 32, 32, dtype=torch.uint8)], [target], ["a"], area_scale=[16.0])
+    hit = {"boxes": torch.tensor([box]), "scores": torch.tensor([0.5]), "labels": torch.tensor([0])}
+    fp = {"boxes": torch.tensor([box, [10.0, 10.0, 35.0, 35.0]]), "scores": torch.tensor([0.5, 0.9]),
+          "labels": torch.tensor([0, 0])}  # the false positive: 25x25 resized = 100x100 originally
+    alone = M.detection_metrics(test, [hit], minority=[], area_ranges=ranges)
+    with_fp = M.detection_metrics(test, [fp], minority=[], area_ranges=ranges)
+    assert alone["ap_small"] == pytest.approx(1.0, abs=1e-9)
+    assert with_fp["ap_small"] == pytest.approx(1.0, abs=1e-9)  # the large FP is ignored in "small"
+    assert with_fp["ap"] < 1.0  # ... but counts in "all"
+    unscaled = SceneSet([torch.zeros(1, 32, 32, dtype=torch.uint8)], [target], ["a"])
+    assert M.detection_metrics(unscaled, [fp], minority=[], area_ranges=ranges)["ap_small"] < 1.0

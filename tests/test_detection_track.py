@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from imbench.benchmarks.contract import Method
 from imbench.benchmarks.contract.method import METHODS, register_method
@@ -186,3 +187,38 @@ def test_report_covers_both_tracks(cli, tmp_path):
     plots = {p.name.split("_")[0] for p in (out / "report" / "plots").glob("*.png")}
     assert {"ci-bars", "per-class"} <= plots
     assert (out / "report" / "pivot_detection.csv").exists() and (out / "report" / "pivot_classification.csv").exists()
+
+
+def _drawing(n: int):
+    class Drawing(Method):
+        name = f"test-draws-{n}"
+        tracks = ("detection",)
+        summary = "prepare draws from the global torch stream (as a GAN trained or loaded from a cache does)"
+        reference = "test"
+
+        def prepare(self, train, ctx):
+            torch.rand(n)
+            return train
+
+    return Drawing
+
+
+def test_global_random_draws_in_prepare_do_not_change_training(tmp_path):
+    """A generator cache hit and a miss draw differently from the global stream; Faster R-CNN's
+    samplers read it, so the track re-seeds before training (review finding)."""
+    from imbench.benchmarks.runner import execute_cell, validate
+
+    metrics = []
+    for n in (1, 1000):
+        cls = _drawing(n)
+        if cls.name not in METHODS:
+            register_method(cls, origin="test")
+        suite = {"name": "t", "grids": [{"track": "detection", "methods": [cls.name], "models": ["faster-rcnn"],
+                                         "recipes": [{"name": "rare-class", "n_max": 30}], "profile": "smoke"}]}
+        runtime = {"out": str(tmp_path / str(n)), "device": "cpu"}
+        (cell,) = validate(expand(suite, Overrides()), runtime)
+        execute_cell(cell, runtime)
+        (rec,) = read_records(tmp_path / str(n))
+        assert rec["status"] == "ok", rec["error"]
+        metrics.append((rec["extras"]["history"], rec["metrics"]))
+    assert metrics[0] == metrics[1]  # the training losses too (AP after a smoke epoch is ~0)

@@ -41,3 +41,17 @@ def test_prepare_on_real_mnist_lt(benchmark, shared_data, name):
     method = METHODS.get(name)()
     out = benchmark.pedantic(lambda: method.prepare(imb.train, tiny_context(imb.train)), rounds=3, iterations=1)
     assert out.counts() == [max(imb.counts)] * 10
+
+
+@pytest.mark.parametrize("recipe", ["rare-class", "occlusion"])
+def test_quick_detection_cell(benchmark, recipe):
+    """One quick-profile detection cell (digit-scenes, fcos, erm): the unit of the detection grid
+    of `imbench run`; 90 of them on 2 workers are its share of the 15-minute bare run."""
+    suite = {"name": "perf", "grids": [{"track": "detection", "datasets": ["digit-scenes"],
+             "recipes": [{"name": recipe, "ir": 10}], "methods": ["erm"], "models": ["fcos"],
+             "seeds": [0], "profile": "quick"}]}
+    cell = expand(suite, Overrides())[0]
+    track = get_track("detection")
+    outcome = benchmark.pedantic(lambda: track.run(cell, METHODS.get("erm")(), {"device": "cpu"}, False),
+                                 rounds=2, iterations=1)
+    assert outcome.metrics["ap"] > 0.05

@@ -122,3 +122,22 @@ def test_readme_plugin_example_is_complete(tmp_path, monkeypatch):
         for n in names:
             METHODS._items.pop(n, None)
             METHODS._origin.pop(n, None)
+
+
+def test_plugins_written_for_the_old_module_paths_still_load():
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import imbench.benchmarks.errors as old_errors
+        import imbench.benchmarks.method as old_method
+
+        importlib.reload(old_method)
+        importlib.reload(old_errors)
+    from imbench.benchmarks.contract import Context, Method, UsageError
+
+    assert old_method.Method is Method and old_method.Context is Context and old_errors.UsageError is UsageError
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    ctx = Context(track="classification", class_names=["a", "b"], instance_counts=[5, 2], minority=[1], seed=0)
+    assert ctx.class_counts == [5, 2] and ctx.image_counts == [5, 2]

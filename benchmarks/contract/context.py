@@ -98,6 +98,11 @@ class Context:
         return len(self.class_names)
 
     @property
+    def class_counts(self) -> list[int]:
+        """Deprecated alias of :attr:`instance_counts` (plugins written for 0.1)."""
+        return self.instance_counts
+
+    @property
     def frequency_groups(self) -> dict[str, list[int]]:
         """``{"rare": [...], "common": [...], "frequent": [...]}`` (see :func:`frequency_groups`)."""
         return frequency_groups(self.image_counts)

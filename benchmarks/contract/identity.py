@@ -58,9 +58,10 @@ def spec_label(name: str, params: dict, defaults: dict, always: tuple[str, ...] 
 
 
 def dataset_label(dataset: dict) -> str:
-    """The dataset's name; ``split_seed`` when it is not the default 0."""
-    seed = dataset.get("split_seed", 0)
-    return dataset["name"] if not seed else f"{dataset['name']}(split_seed={seed})"
+    """The dataset's name; ``split_seed`` when it is not the default 0 and ``image_size`` when set."""
+    extra = [f"split_seed={dataset['split_seed']}"] if dataset.get("split_seed", 0) else []
+    extra += [f"image_size={dataset['image_size']}"] if dataset.get("image_size") is not None else []
+    return dataset["name"] if not extra else f"{dataset['name']}({','.join(extra)})"
 
 
 def profile_label(profile: dict) -> str:

@@ -20,7 +20,6 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .identity import config_hash
 
 RECORD_VERSION = 2
 _PACKAGES = ("imbench", "torch", "torchvision", "numpy", "scikit-learn", "imbalanced-learn",

@@ -82,7 +82,11 @@ def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str | None 
     smoke = SMOKE[track]
     cls = method_class(method)
     models = smoke["models"] if cls.supports(track, smoke["models"][0]) else list(cls.models[track][:1])
-    recipe_entry = {"name": recipe or smoke["recipe"], "ir": ir, **(recipe_params or {})}
+    from ..tasks import get_track
+
+    recipe_name = recipe or smoke["recipe"]
+    has_ir = "ir" in get_track(track).recipes().get(recipe_name).defaults
+    recipe_entry = {"name": recipe_name, **({"ir": ir} if has_ir else {}), **(recipe_params or {})}
     suite = {"name": "contract", "grids": [{"track": track, "datasets": smoke["datasets"],
              "recipes": [recipe_entry], "methods": [method], "models": models,
              "seeds": [seed], "profile": "smoke"}]}

@@ -76,11 +76,14 @@ def resized_shape(height: int, width: int, image_size: int) -> tuple[int, int]:
 
 
 def make_scene(image: torch.Tensor, boxes: np.ndarray, labels, area, difficult, image_size: int | None):
-    """(image, target) in the canonical form; with ``image_size`` the image is resized (longer
-    side ``image_size``, antialias) and its boxes follow it through torchvision.transforms.v2."""
+    """(image, target, area_scale) in the canonical form; with ``image_size`` the image is resized
+    (longer side ``image_size``, antialias), its boxes follow it through torchvision.transforms.v2,
+    ``area`` stays in original pixels and ``area_scale`` is the original pixel area of one resized
+    pixel (1 without resizing)."""
     from torchvision.transforms.v2 import functional as F
 
     h, w = int(image.shape[1]), int(image.shape[2])
+    h0, w0 = h, w
     bb = tv_tensors.BoundingBoxes(torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4),
                                   format="XYXY", canvas_size=(h, w))
     if image_size is not None and max(h, w) != image_size:
@@ -91,7 +94,8 @@ def make_scene(image: torch.Tensor, boxes: np.ndarray, labels, area, difficult, 
     plain = bb.as_subclass(torch.Tensor)
     plain = torch.stack([plain[:, 0].clamp(0, w), plain[:, 1].clamp(0, h),
                          plain[:, 2].clamp(0, w), plain[:, 3].clamp(0, h)], dim=1)
-    return image, make_target(plain, labels, (h, w), area=area, difficult=difficult)
+    scale = (h0 * w0) / (h * w)  # original pixels per resized pixel (the SceneSet's area_scale)
+    return image, make_target(plain, labels, (h, w), area=area, difficult=difficult), scale
 
 
 def seeded_split(n: int, seed: int, test_fraction: float, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -109,8 +113,8 @@ def new_counts() -> dict:
 
 
 def scene_fingerprint(train: SceneSet, test: SceneSet) -> str:
-    """sha256 of both SceneSets' ``fingerprint()`` (images, boxes, labels), the class names and
-    the ``difficult`` flags (which ``fingerprint()`` leaves out but the evaluation reads)."""
+    """sha256 of both SceneSets' ``fingerprint()`` (images, boxes, labels), the class names, the
+    ``difficult`` flags and the areas (which ``fingerprint()`` leaves out but the evaluation reads)."""
     h = hashlib.sha256()
     h.update(train.fingerprint().encode())
     h.update(test.fingerprint().encode())
@@ -118,6 +122,7 @@ def scene_fingerprint(train: SceneSet, test: SceneSet) -> str:
     for s in (train, test):
         for t in s.targets:
             h.update(t["difficult"].numpy().tobytes())
+            h.update(t["area"].numpy().tobytes())  # COCO's own areas drive the size buckets
     return h.hexdigest()[:16]
 
 
@@ -168,7 +173,7 @@ def build_sets(items: list[dict], class_names: list[str], train_index, test_inde
     ``area`` (None = the clipped box area) -- and optionally ``size`` (the (H, W) the
     annotation states)."""
     def one(index) -> SceneSet:
-        images, targets, ids = [], [], []
+        images, targets, ids, scales = [], [], [], []
         for i in index:
             it = items[i]
             img = read_image(it["image"])
@@ -185,11 +190,12 @@ def build_sets(items: list[dict], class_names: list[str], train_index, test_inde
                 area = np.asarray(it["area"], dtype=np.float64).reshape(-1)[keep]
             labels = np.asarray(it["labels"], dtype=np.int64).reshape(-1)[keep]
             difficult = np.asarray(it["difficult"], dtype=bool).reshape(-1)[keep]
-            img, target = make_scene(img, boxes, labels, area, difficult, image_size)
+            img, target, scale = make_scene(img, boxes, labels, area, difficult, image_size)
             images.append(img)
             targets.append(target)
             ids.append(it["id"])
-        return SceneSet(images, targets, list(class_names), ids=ids)
+            scales.append(scale)
+        return SceneSet(images, targets, list(class_names), ids=ids, area_scale=scales)
 
     return one(train_index), one(test_index)
 

@@ -11,7 +11,9 @@ Conventions (see ``METRIC_NOTES``):
 
 * image ids are ``index + 1``, annotation ids ``1..n`` in set order, category ids ``label + 1``;
 * a GT box's ``area`` is ``target["area"]`` (what the size buckets read), never pycocotools'
-  ``w * h`` fallback; a detection's area is its box ``w * h`` (set by ``COCO.loadRes``);
+  ``w * h`` fallback; a detection's area is its box ``w * h`` (set by ``COCO.loadRes``), times the
+  image's ``area_scale`` for a resized real set (whose GT areas are in original pixels): an
+  unmatched detection is ignored outside a size bucket by that area;
 * ``difficult`` objects are COCO ``iscrowd`` regions: neither hits nor misses;
 * COCO's ``-1`` ("no GT to evaluate") becomes ``None``; with GT but no detection at all the
   values are COCOeval's own ``0.0`` (the evaluation runs on an empty result set).
@@ -215,6 +217,10 @@ def detection_metrics(test: SceneSet, predictions: Sequence[Mapping[str, Any]], 
     dets = coco_dets(predictions, num_classes)
     n_dets = len(dets)
     dt = _load_results(gt, dets)
+    scale = test.area_scale.tolist()
+    if any(v != 1.0 for v in scale):  # a resized real set: detections' areas in the GT's (original) units
+        for ann in dt.dataset["annotations"]:  # the same dicts as dt.anns (createIndex keeps them)
+            ann["area"] = ann["area"] * scale[ann["image_id"] - 1]
 
     ev = COCOeval(gt, dt, iouType="bbox")
     p = ev.params

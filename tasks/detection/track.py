@@ -35,10 +35,19 @@ def _input_size(scenes) -> int:
 
 def _normalisation(scenes) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the recipe's training images (what the detector's transform
-    normalises with)."""
+    normalises with), accumulated image by image in float64."""
     C = scenes.channels
-    flat = torch.cat([img.reshape(C, -1).float() for img in scenes.images], dim=1) / 255.0
-    return flat.mean(1).tolist(), flat.std(1).clamp_min(1e-3).tolist()
+    total = torch.zeros(C, dtype=torch.float64)
+    squares = torch.zeros(C, dtype=torch.float64)
+    n = 0
+    for img in scenes.images:
+        x = img.reshape(C, -1).double() / 255.0
+        total += x.sum(1)
+        squares += (x * x).sum(1)
+        n += x.shape[1]
+    mean = total / n
+    var = (squares - n * mean * mean) / max(n - 1, 1)
+    return mean.tolist(), var.clamp_min(0).sqrt().clamp_min(1e-3).tolist()
 
 
 class DetectionTrack(Track):
@@ -105,6 +114,9 @@ class DetectionTrack(Track):
 
         t = time.perf_counter()
         model = method.adapt_model(model, ctx).to(device)
+        # what prepare or adapt_model drew from the global stream (a GAN trained or loaded from
+        # the cache) must not change training: Faster R-CNN's samplers draw from it
+        torch.manual_seed(seed)
         history, training = fit(model, train, method, ctx, progress=progress, reference_size=len(imb.train))
         timings["train_s"] = time.perf_counter() - t
 
