@@ -297,3 +297,17 @@ def test_errors_that_need_the_source(src):
         apply_scene_recipe(src, "natural", None, -1)
     with pytest.raises(UsageError, match="unknown recipe"):
         apply_scene_recipe(src, "longtail", None, 0)
+
+
+def test_mnist_scenes_compose_real_mnist_digits(shared_data):
+    """MNIST's digits from --data-root: the mnist source's disjoint train / test pools, the same
+    composition as digit-scenes (28x28 glyphs instead of 8x8)."""
+    src = load_scenes("mnist-scenes", data_root=str(shared_data))
+    assert src.info["dataset"] == "mnist-scenes" and src.info["split"]["mnist"]["kind"] == "stratified"
+    assert src.train.instance_counts() == [150] * 10 and src.test.instance_counts() == [54] * 10
+    assert any(f.endswith("t10k-images-idx3-ubyte.gz") for f in src.info["files"])
+    assert src.info["fingerprint"] != load_scenes("digit-scenes").info["fingerprint"]
+    r = apply_scene_recipe(src, "rare-class", {"n_max": 40}, 0)
+    assert r.counts == r.info["asked"] and r.info["mode"] == "composed"
+    with pytest.raises(UsageError, match="data-root"):
+        load_scenes("mnist-scenes")

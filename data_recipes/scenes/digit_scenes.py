@@ -9,10 +9,13 @@ segmentation scenes (see :mod:`.compose`). Nothing is downloaded.
 * ``test``: 6 objects for each (class, size bucket, occlusion bucket) cell (540 objects), in
   images of 1..4 objects, composed from the test pool. It depends only on ``split_seed`` and
   ``image_size``, never on a recipe or a training seed.
+
+``mnist-scenes`` (``--data-root``) composes the same scenes from MNIST's 28x28 digits.
 """
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +27,7 @@ from .compose import (
     OCCLUSION_TARGETS,
     SIZE_BUCKETS,
     Composer,
+    ObjectPool,
     ObjectSpec,
     bucket_counts,
     check_image_size,
@@ -33,6 +37,9 @@ from .compose import (
 )
 
 NAME = "digit-scenes"
+MNIST_NAME = "mnist-scenes"
+MNIST_REFERENCE = ("LeCun et al., MNIST (1998), composed into scenes; COCO size buckets (Lin et al. 2014) "
+                   "scaled to the canvas")
 TRAIN_PER_CLASS = 150
 TRAIN_MAX_OBJECTS = 4
 TRAIN_OCCLUSION_SHARES = {"none": 0.6, "partial": 0.2, "heavy": 0.2}
@@ -67,8 +74,35 @@ def _rng(split_seed: int, which: int) -> np.random.Generator:
 
 def load_digit_scenes(*, data_root=None, data_path=None, download=False, split_seed=0,
                       test_fraction=None, image_size=None) -> Source:
-    S = check_image_size(image_size)
     train_pool, test_pool, split = digit_pools(split_seed, test_fraction)
+    return _scenes(NAME, REFERENCE, train_pool, test_pool, split, ["sklearn.datasets.load_digits"],
+                   split_seed, image_size)
+
+
+def load_mnist_scenes(*, data_root=None, data_path=None, download=False, split_seed=0,
+                      test_fraction=None, image_size=None) -> Source:
+    """The same scenes composed from MNIST's 28x28 digits (``--data-root`` in torchvision's
+    layout, ``<root>/MNIST/raw``): the digit pools are the ``mnist`` source's own train / test
+    splits (with only the test file present -- as ``../shared/data`` -- its seeded stratified
+    split), so test scenes never reuse a training digit."""
+    from ..sources import load_source
+
+    mnist = load_source("mnist", data_root=data_root, download=download, split_seed=split_seed,
+                        test_fraction=test_fraction)
+    names = list(mnist.train.class_names)
+
+    def pool(images):
+        return ObjectPool(images.images.numpy(), images.labels.numpy(), names)
+
+    return _scenes(MNIST_NAME, MNIST_REFERENCE, pool(mnist.train), pool(mnist.test),
+                   {"kind": "the mnist source's split", "mnist": mnist.info["split"],
+                    "mnist_fingerprint": mnist.info["fingerprint"]},
+                   list(mnist.info.get("files", [])), split_seed, image_size)
+
+
+def _scenes(name: str, reference: str, train_pool: ObjectPool, test_pool: ObjectPool, split: dict,
+            files: list[str], split_seed: int, image_size) -> Source:
+    S = check_image_size(image_size)
     composer = Composer(train_pool, S)
     C = composer.num_classes
     train = composer.compose(balanced_plans(C, TRAIN_PER_CLASS, TRAIN_MAX_OBJECTS, _rng(split_seed, TRAIN_STREAM)),
@@ -78,10 +112,10 @@ def load_digit_scenes(*, data_root=None, data_path=None, download=False, split_s
     ranges = composer.area_ranges()
     fp = hashlib.sha256((train.fingerprint() + test.fingerprint()).encode()).hexdigest()[:16]
     info = {
-        "dataset": NAME,
-        "reference": REFERENCE,
-        "files": ["sklearn.datasets.load_digits"],
-        "file_names": ["sklearn.datasets.load_digits"],
+        "dataset": name,
+        "reference": reference,
+        "files": files,
+        "file_names": [Path(f).name for f in files],
         "split": split,
         "image_size": S,
         "image_shape": [1, S, S],
@@ -104,7 +138,7 @@ def load_digit_scenes(*, data_root=None, data_path=None, download=False, split_s
                      "max_objects": TEST_MAX_OBJECTS},
         },
     }
-    return Source(NAME, train, test, info, composer)
+    return Source(name, train, test, info, composer)
 
 
 SCENE_SOURCES.register(NAME, SourceSpec(
@@ -114,5 +148,15 @@ SCENE_SOURCES.register(NAME, SourceSpec(
             "occlusion); test digits never appear in training scenes",
     reference=REFERENCE,
     needs="nothing",
+    tracks=("detection", "segmentation"),
+))
+
+
+SCENE_SOURCES.register(MNIST_NAME, SourceSpec(
+    name=MNIST_NAME,
+    loader=load_mnist_scenes,
+    summary="MNIST's 28x28 digits (from --data-root) composed into scenes like digit-scenes",
+    reference=MNIST_REFERENCE,
+    needs="data-root",
     tracks=("detection", "segmentation"),
 ))
