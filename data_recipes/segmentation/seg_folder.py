@@ -1,0 +1,148 @@
+"""``seg-folder``: ``--dataset seg-folder --data-root DIR`` with ``DIR/images/`` and ``DIR/masks/``
+holding images and label masks of the same file stems, and an optional ``DIR/classes.json``.
+
+* ``classes.json`` maps mask values to class names, e.g. ``{"0": "membrane", "255": "cell"}``;
+  classes are numbered in increasing value order; a value mapped to ``null`` is void (ignored by
+  losses and metrics). Without it the mask values ``0..K-1`` are the classes (K = the largest
+  value found + 1; names ``"0"..``). A mask value outside the map is a one-line error naming the
+  file.
+* Split: ``DIR/splits/{train,test}.txt`` (stems, one per line) when present (``"official"``), else a
+  seeded image-level split (``--split-seed``, test fraction 0.2), recorded.
+* ``--image-size N``: the longer side becomes N (images bilinear with antialias, masks nearest).
+* Images are decoded as RGB (3 channels), as the scene loaders do.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as F
+
+from ...benchmarks.contract.errors import UsageError
+from ..imageset import Source
+from ..scenes.real import check_image_size, read_image, resized_shape, seeded_split
+from ..segset import SegSet
+from ..sources._common import SourceSpec, corrupt, require_root
+from . import SEG_SOURCES
+
+NAME = "seg-folder"
+LAYOUT = "DIR/images/<name>.<ext>, DIR/masks/<name>.<ext> (same names), optional DIR/classes.json"
+DEFAULT_TEST_FRACTION = 0.2
+EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+VOID = 255
+
+
+def _files(folder: str) -> dict[str, str]:
+    return {os.path.splitext(f)[0]: os.path.join(folder, f) for f in sorted(os.listdir(folder))
+            if f.lower().endswith(EXTS)}
+
+
+def _class_map(root: str, masks: list[np.ndarray]) -> tuple[dict[int, int], list[str], str]:
+    """(mask value -> class index or VOID, class names, where the map came from)."""
+    path = os.path.join(root, "classes.json")
+    if os.path.exists(path):
+        try:
+            raw = json.loads(open(path).read())
+            entries = sorted((int(k), v) for k, v in raw.items())
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            raise corrupt(path, "classes.json", exc, hint="write it as {\"mask value\": \"class name\"}") from None
+        names = [str(v) for _, v in entries if v is not None]
+        index, value_map = 0, {}
+        for value, name in entries:
+            value_map[value] = VOID if name is None else index
+            index += name is not None
+        return value_map, names, "classes.json"
+    top = max((int(m.max()) for m in masks if m.size), default=0)
+    return {v: v for v in range(top + 1)}, [str(v) for v in range(top + 1)], "mask values 0..K-1"
+
+
+def _read_mask(path: str) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            arr = np.array(im)
+    except OSError as exc:
+        raise corrupt(path, "mask image", exc, hint="replace it with a good copy") from None
+    if arr.ndim == 3:
+        raise UsageError(f"{path}: a label mask must have one channel (values are classes), got {arr.shape[2]}")
+    return arr.astype(np.int64)
+
+
+def load_seg_folder(*, data_root=None, data_path=None, download=False, split_seed=0, test_fraction=None,
+                    image_size=None) -> Source:
+    root = require_root(NAME, data_root, LAYOUT)
+    size = None if image_size is None else check_image_size(image_size)
+    image_dir, mask_dir = os.path.join(root, "images"), os.path.join(root, "masks")
+    for d in (image_dir, mask_dir):
+        if not os.path.isdir(d):
+            raise UsageError(f"dataset {NAME!r}: {d} does not exist (expected {LAYOUT})")
+    images, masks = _files(image_dir), _files(mask_dir)
+    missing = sorted(set(images) - set(masks))
+    if missing:
+        raise UsageError(f"dataset {NAME!r}: image {images[missing[0]]} has no mask in {mask_dir}")
+    stems = sorted(images)
+    if not stems:
+        raise UsageError(f"dataset {NAME!r}: no images in {image_dir}")
+    raw = [_read_mask(masks[s]) for s in stems]
+    value_map, names, class_source = _class_map(root, raw)
+    lut = np.full(max(max(value_map), int(max(m.max() for m in raw))) + 1, -1, dtype=np.int64)
+    for value, cls in value_map.items():
+        lut[value] = cls
+    items = []
+    for stem, m in zip(stems, raw):
+        mapped = lut[m]
+        if (mapped < 0).any():
+            bad = int(m[mapped < 0][0])
+            raise UsageError(f"{masks[stem]}: mask value {bad} is not a class ({class_source}: "
+                             f"{sorted(value_map)})")
+        img = read_image(images[stem])
+        if tuple(img.shape[1:]) != mapped.shape:
+            raise UsageError(f"{masks[stem]}: mask {mapped.shape} and image {tuple(img.shape[1:])} differ in size")
+        mask = torch.from_numpy(mapped)
+        if size is not None and max(mask.shape) != size:
+            shape = list(resized_shape(*mask.shape, size))
+            img = F.resize(img, shape, antialias=True)
+            mask = F.resize(mask[None], shape, interpolation=F.InterpolationMode.NEAREST)[0]
+        items.append((stem, img, mask))
+    split_dir = os.path.join(root, "splits")
+    lists = {k: os.path.join(split_dir, f"{k}.txt") for k in ("train", "test")}
+    if all(os.path.exists(p) for p in lists.values()):
+        wanted = {k: [s.strip() for s in open(p).read().split() if s.strip()] for k, p in lists.items()}
+        unknown_stems = [s for k in wanted for s in wanted[k] if s not in images]
+        if unknown_stems:
+            raise UsageError(f"{split_dir}: split lists name {unknown_stems[0]!r}, which is not in {image_dir}")
+        pos = {s: i for i, s in enumerate(stems)}
+        tr, te = [pos[s] for s in wanted["train"]], [pos[s] for s in wanted["test"]]
+        split: object = "official"
+    else:
+        f = DEFAULT_TEST_FRACTION if test_fraction is None else float(test_fraction)
+        tr, te = seeded_split(len(stems), split_seed, f, f"{NAME} ({len(stems)} images)")
+        split = {"kind": "seeded", "seed": int(split_seed), "test_fraction": f}
+
+    def segset(index) -> SegSet:
+        return SegSet([items[i][1] for i in index], [items[i][2] for i in index], list(names), VOID,
+                      ids=[items[i][0] for i in index])
+
+    train, test = segset(tr), segset(te)
+    info = {
+        "dataset": NAME, "reference": "a folder of images and label masks", "data_root": root,
+        "files": [image_dir, mask_dir] + ([os.path.join(root, "classes.json")] if class_source == "classes.json" else []),
+        "split": split, "class_names": names, "class_source": class_source,
+        "value_map": {str(k): (None if v == VOID else v) for k, v in value_map.items()},
+        "ignore_index": VOID, "image_size": size, "sizes": {"train": len(train), "test": len(test)},
+        "pixel_counts": {"train": train.pixel_counts(), "test": test.pixel_counts()},
+        "fingerprint": hashlib.sha256(json.dumps([train.fingerprint(), test.fingerprint(), names,
+                                                  sorted(value_map.items())]).encode()).hexdigest()[:16],
+    }
+    return Source(NAME, train, test, info)
+
+
+SEG_SOURCES.register(NAME, SourceSpec(
+    name=NAME, loader=load_seg_folder, needs="data-root", tracks=("segmentation",),
+    summary="images/ + masks/ (+ classes.json): any folder of images and label masks (e.g. ISBI 2012 membranes)",
+    reference="a generic layout; ISBI 2012 EM segmentation challenge (Arganda-Carreras et al. 2015) is one",
+))
