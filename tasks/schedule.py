@@ -1,10 +1,19 @@
 """What every track's training loop shares: the learning-rate schedule, the budget units,
-batching and the per-epoch sampling orders a method's ``sampler`` hook shapes."""
+batching, the per-epoch sampling orders a method's ``sampler`` hook shapes, and the epoch loop
+itself (:func:`epoch_plan` then :func:`train_epochs`; a track supplies how one batch becomes a
+loss)."""
 from __future__ import annotations
 
-import torch
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import torch
+from tqdm.auto import tqdm
+
+from ..benchmarks.contract import Context, Method
 from ..benchmarks.contract.method import RepeatFactors
+from ..benchmarks.contract.track import DivergenceError
 
 BUDGET_UNITS = ("steps", "epochs")
 
@@ -79,3 +88,94 @@ def sampling_plan(out, n: int, method: str):
     return weights
 
 
+
+
+@dataclass
+class EpochPlan:
+    """The budget of one training run: ``epochs`` of ``per_epoch`` items (None: one repeat-factor
+    draw each) in batches of ``batch_size``, drawn by ``sampling`` (None, weights or
+    RepeatFactors) from a set of ``n``."""
+
+    epochs: int
+    batch_size: int
+    unit: str
+    n: int
+    per_epoch: int | None
+    sampling: object
+
+
+def epoch_plan(train, method: Method, ctx: Context, reference_size: int | None) -> EpochPlan:
+    """The profile's budget for ``train``, and the method's ``sampler`` hook asked once.
+
+    ``epochs`` of ``reference_size`` items each when the budget unit is ``steps`` (the track passes
+    the size of the recipe's split, so every method makes the optimizer steps ``erm`` makes,
+    however much ``prepare`` changed the set), or of the set itself when it is ``epochs``
+    (``reference_size=None`` means the same)."""
+    budget = ctx.budget
+    epochs, batch_size = int(budget["epochs"]), int(budget["batch_size"])
+    unit = budget.get("budget_unit", "steps")
+    if unit not in BUDGET_UNITS:
+        raise ValueError(f"budget_unit must be one of {', '.join(BUDGET_UNITS)}, got {unit!r}")
+    ctx.epochs = epochs
+    n = len(train)
+    if n < 2:
+        raise ValueError(f"training set has {n} item(s); at least 2 are needed")
+    per_epoch = n if unit == "epochs" or reference_size is None else int(reference_size)
+    if per_epoch < 2:
+        raise ValueError(f"an epoch of {per_epoch} item(s) is too short; at least 2 are needed")
+    sampling = sampling_plan(method.sampler(train, ctx), n, method.name)
+    if unit == "epochs" and isinstance(sampling, RepeatFactors):
+        per_epoch = None  # an epoch is one repeat-factor draw
+    return EpochPlan(epochs, batch_size, unit, n, per_epoch, sampling)
+
+
+def sgd(params, budget: dict) -> torch.optim.SGD:
+    """The protocol's optimizer: SGD with the profile's lr, momentum and weight decay."""
+    return torch.optim.SGD(params, lr=float(budget["lr"]), momentum=float(budget.get("momentum", 0.9)),
+                           weight_decay=float(budget.get("weight_decay", 0.0)))
+
+
+def train_epochs(model: torch.nn.Module, optimizer, method: Method, ctx: Context, plan: EpochPlan,
+                 batch_loss: Callable[[torch.Tensor], tuple[torch.Tensor, object, int]], *,
+                 progress: bool = False, index_device="cpu") -> tuple[list[float], int, int]:
+    """The epoch loop: ``on_epoch``, the learning-rate schedule, then per batch of item indices
+    ``batch_loss(idx) -> (loss, batch, size)`` (the track's forward), the method's ``adversary``
+    term, a finite check and one optimizer step. Returns (per-epoch mean losses, optimizer steps,
+    items seen)."""
+    orders = epoch_orders(plan.n, plan.per_epoch, plan.sampling, ctx.generator("batch-order"))
+    history, steps, seen_total = [], 0, 0
+    bar = tqdm(range(plan.epochs), desc="  epochs", leave=False, disable=not progress, unit="ep")
+    for epoch in bar:
+        ctx.epoch = epoch
+        method.on_epoch(epoch, ctx)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(epoch, ctx.budget)
+        model.train()
+        order = next(orders)
+        total, seen = 0.0, 0
+        for idx in batches(len(order), plan.batch_size, order.to(index_device)):
+            loss, batch, size = batch_loss(idx)
+            extra = method.adversary(model, batch, ctx)
+            if extra is not None:
+                loss = loss + extra
+            if not torch.isfinite(loss):
+                raise DivergenceError(f"loss became {loss.item()} at epoch {epoch}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * size
+            seen += size
+            steps += 1
+        seen_total += seen
+        history.append(total / max(seen, 1))
+        bar.set_postfix(loss=f"{history[-1]:.3f}")
+    if history and not math.isfinite(history[-1]):
+        raise DivergenceError("final training loss is not finite")
+    return history, steps, seen_total
+
+
+def training_record(plan: EpochPlan, steps: int, seen: int, augment: str, **extra) -> dict:
+    """The record's ``training`` block."""
+    return {"budget_unit": plan.unit, "epochs": plan.epochs, "steps_per_epoch": steps // max(plan.epochs, 1),
+            "train_steps": steps, "images_seen": seen, "train_set_size": plan.n,
+            "reference_size": plan.per_epoch if plan.unit == "steps" else None, "augment": augment, **extra}

@@ -15,44 +15,22 @@ whose ``info`` records what was asked and what was reached.
 """
 from __future__ import annotations
 
-import os
-
 from ...benchmarks.contract.registry import Registry
 from ..imageset import Source
+from ..source_cache import cached_load
 from ..recipes import RecipeSpec
 from ..sources._common import SourceSpec
 
 SCENE_SOURCES: Registry[SourceSpec] = Registry("dataset")
 SCENE_RECIPES: Registry[RecipeSpec] = Registry("recipe")
 
-_CACHE: dict[tuple, tuple[tuple, Source]] = {}
-
-
-def _stamp(source: Source) -> tuple:
-    out = []
-    for p in source.info.get("files", []):
-        try:
-            st = os.stat(p)
-            out.append((p, st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append((p, None, None))
-    return tuple(out)
-
 
 def load_scenes(name: str, *, data_root=None, data_path=None, download: bool = False, split_seed: int = 0,
                 test_fraction: float | None = None, image_size: int | None = None) -> Source:
     """Load scene source ``name``; cached in-process until a file it read changes on disk."""
-    spec = SCENE_SOURCES.get(name)
-    key = (name, None if data_root is None else os.fspath(data_root),
-           None if data_path is None else os.fspath(data_path), bool(download), int(split_seed),
-           None if test_fraction is None else float(test_fraction), None if image_size is None else int(image_size))
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] == _stamp(hit[1]):
-        return hit[1]
-    source = spec.loader(data_root=data_root, data_path=data_path, download=bool(download),
-                         split_seed=int(split_seed), test_fraction=test_fraction, image_size=image_size)
-    _CACHE[key] = (_stamp(source), source)
-    return source
+    return cached_load(SCENE_SOURCES, name, data_root=data_root, data_path=data_path, download=bool(download),
+                       split_seed=int(split_seed), test_fraction=None if test_fraction is None else float(test_fraction),
+                       image_size=None if image_size is None else int(image_size))
 
 
 from . import coco, digit_scenes, recipes, voc  # noqa: E402,F401  (register the built-in sources and recipes)

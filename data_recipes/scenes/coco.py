@@ -32,7 +32,7 @@ from ..sources._common import (
     require_root,
 )
 from . import SCENE_SOURCES
-from .real import FIX, assemble, build_sets, check_image_size, new_counts, seeded_split, split_stats
+from .real import FIX, SANITISING, assemble, build_sets, check_image_size, new_counts, seeded_split, split_stats
 from .voc import DEFAULT_TEST_FRACTION
 
 LAYOUT = ("DIR/annotations/instances_train2017.json + instances_val2017.json with the images in "
@@ -192,9 +192,7 @@ def load_coco(*, data_root=None, data_path=None, download=False, split_seed=0, t
         coordinates="COCO bbox [x, y, w, h] -> XYXY [x, y, x + w, y + h] (0-based pixels)",
         area="the annotation's area field (original pixels; box area where missing)",
         crowd="iscrowd=1 objects kept as difficult=True (ignored by the evaluation, like COCOeval)",
-        sanitising=("boxes clipped to the image (counted: clipped); boxes of zero or negative area after "
-                    "clipping dropped (dropped_empty); images left without objects kept (images_emptied); "
-                    "stated height/width differing from the decoded image counted (size_mismatch), the decoded size wins"),
+        sanitising=SANITISING,
     )
 
 

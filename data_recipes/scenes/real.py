@@ -27,6 +27,9 @@ from ..sources._common import check_fraction, corrupt
 
 AREA_RANGES = {"all": [0, 1e10], "small": [0, 1024], "medium": [1024, 9216], "large": [9216, 1e10]}
 FIX = "replace it with a good copy"
+SANITISING = ("boxes clipped to the image (counted: clipped); boxes of zero or negative area after clipping "
+              "dropped (dropped_empty); images left without objects kept (images_emptied); an annotated image "
+              "size differing from the decoded image counted (size_mismatch), the decoded size wins")
 
 
 def check_image_size(image_size) -> int | None:

@@ -31,7 +31,7 @@ import numpy as np
 from ...benchmarks.contract.errors import UsageError
 from ..sources._common import SourceSpec, check_fraction, corrupt, require_root
 from . import SCENE_SOURCES
-from .real import FIX, assemble, build_sets, check_image_size, new_counts, seeded_split, split_stats
+from .real import FIX, SANITISING, assemble, build_sets, check_image_size, new_counts, seeded_split, split_stats
 
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -214,9 +214,7 @@ def load_voc(*, data_root=None, data_path=None, download=False, split_seed=0, te
         **({"split_from": split_from} if split != "official" else {}),
         coordinates="VOC bndbox is 1-based inclusive: 0-based XYXY = (xmin-1, ymin-1, xmax, ymax)",
         area="box area in original pixels (after clipping, before image_size resizing)",
-        sanitising=("boxes clipped to the image (counted: clipped); boxes of zero or negative area after "
-                    "clipping dropped (dropped_empty); images left without objects kept (images_emptied); "
-                    "stated <size> differing from the decoded image counted (size_mismatch), the decoded size wins"),
+        sanitising=SANITISING,
     )
 
 

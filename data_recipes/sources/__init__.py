@@ -23,33 +23,14 @@ the files it was read from (or their folder) changes on disk.
 """
 from __future__ import annotations
 
-import os
-
 from ..imageset import ImageSet, Source
+from ..source_cache import cached_load, clear_cache
 from ._common import SOURCES, SourceSpec
 from . import digits, idx, cifar, svhn, medmnist  # noqa: F401  (register the built-in sources)
 
 __all__ = ["SOURCES", "SourceSpec", "DEFAULT_DATASET", "load_source", "clear_cache", "ImageSet", "Source"]
 
 DEFAULT_DATASET = "digits"
-
-_CACHE: dict[tuple, tuple[tuple, Source]] = {}
-
-
-def _stamp(source: Source) -> tuple:
-    """(path, mtime, size) of the files a source read and of their folders, so that a cached
-    source is reloaded when a file on disk changes or a split's file appears or disappears."""
-    paths = list(source.info.get("files", []))
-    paths += sorted({os.path.dirname(p) for p in paths if os.path.isfile(p)})
-    out = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-            out.append((p, st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append((p, None, None))
-    return tuple(out)
-
 
 def load_source(name: str, *, data_root=None, data_path=None, download: bool = False,
                 split_seed: int = 0, test_fraction: float | None = None) -> Source:
@@ -63,24 +44,5 @@ def load_source(name: str, *, data_root=None, data_path=None, download: bool = F
     split exists; with an official split they are ignored. Bad names, missing or corrupt files
     raise ``UsageError`` with a one-line message.
     """
-    spec = SOURCES.get(name)
-    key = (
-        name,
-        None if data_root is None else os.fspath(data_root),
-        None if data_path is None else os.fspath(data_path),
-        bool(download),
-        int(split_seed),
-        None if test_fraction is None else float(test_fraction),
-    )
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] == _stamp(hit[1]):
-        return hit[1]
-    source = spec.loader(data_root=data_root, data_path=data_path, download=bool(download),
-                         split_seed=int(split_seed), test_fraction=test_fraction)
-    _CACHE[key] = (_stamp(source), source)
-    return source
-
-
-def clear_cache() -> None:
-    """Forget every cached ``Source`` (tests, or after the files on disk changed)."""
-    _CACHE.clear()
+    return cached_load(SOURCES, name, data_root=data_root, data_path=data_path, download=bool(download),
+                       split_seed=int(split_seed), test_fraction=None if test_fraction is None else float(test_fraction))

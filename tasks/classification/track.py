@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
-from ...benchmarks.contract import Context, Method
+from ...benchmarks.contract import Method
+from .. import cells
 from ...data_recipes.recipes import RECIPES, apply_recipe, resolve_recipe
 from ...data_recipes.sources import SOURCES, load_source
 from ...benchmarks.contract.track import TRACKS, CellOutcome, Track
@@ -17,18 +17,7 @@ from .train import fit, predict
 
 def load_cell_data(cell: dict, runtime: dict):
     """The cell's source and imbalanced split (cached sources; recipes are cheap and pure)."""
-    ds = cell["dataset"]
-    source = load_source(
-        ds["name"], data_root=runtime.get("data_root"), data_path=runtime.get("data_path"),
-        download=bool(runtime.get("download")), split_seed=ds.get("split_seed", 0),
-        test_fraction=ds.get("test_fraction"),
-    )
-    expected = ds.get("fingerprint")
-    if expected is not None and source.info.get("fingerprint") != expected:
-        raise RuntimeError(f"the data of {ds['name']} changed on disk since the run was planned "
-                           f"(fingerprint {source.info.get('fingerprint')}, planned {expected})")
-    imb = apply_recipe(source, cell["recipe"]["name"], cell["recipe"]["params"], cell.get("subset_seed", 0))
-    return source, imb
+    return cells.load_cell_data(cell, runtime, load_source, apply_recipe)
 
 
 class ClassificationTrack(Track):
@@ -69,17 +58,7 @@ class ClassificationTrack(Track):
         source, imb = load_cell_data(cell, runtime)
         seed = int(cell["seed"])
         torch.manual_seed(seed)
-        ctx = Context(
-            track=self.name, class_names=list(imb.class_names), instance_counts=list(imb.counts),
-            minority=list(imb.minority), seed=seed, device=device, budget=dict(cell["profile"]["budget"]),
-            dataset=cell["dataset"]["name"], recipe=dict(cell["recipe"]), quiet=not progress,
-            cache_dir=Path(runtime["cache_dir"]) if runtime.get("cache_dir") else None, source=source,
-            data_key={"fingerprint": source.info.get("fingerprint"), "split": source.info.get("split"),
-                      "dataset": cell["dataset"], "recipe": cell["recipe"],
-                      "subset_seed": cell.get("subset_seed", 0), "seed": seed},
-            artifacts_dir=Path(runtime["out"]) / "samples" if runtime.get("out") else None,
-            artifact_stem=runtime.get("record_stem", "cell"), test=imb.test,
-        )
+        ctx = cells.cell_context(self.name, cell, runtime, source, imb, progress, instance_counts=list(imb.counts))
         timings = {}
         t = time.perf_counter()
         train = method.prepare(imb.train, ctx)

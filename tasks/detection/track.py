@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
-from ...benchmarks.contract import Context, Method
+from ...benchmarks.contract import Method
+from .. import cells
 from ...benchmarks.contract.track import TRACKS, CellOutcome, Track
 from ...data_recipes.scenes import SCENE_RECIPES, SCENE_SOURCES, load_scenes
 from ...data_recipes.scenes.recipes import apply_scene_recipe, resolve_scene_recipe
@@ -17,16 +17,8 @@ from .train import AUGMENT, fit, predict
 
 def load_cell_data(cell: dict, runtime: dict):
     """The cell's scene source and imbalanced training split (sources cached in-process)."""
-    ds = cell["dataset"]
-    source = load_scenes(ds["name"], data_root=runtime.get("data_root"), data_path=runtime.get("data_path"),
-                         download=bool(runtime.get("download")), split_seed=ds.get("split_seed", 0),
-                         test_fraction=ds.get("test_fraction"), image_size=ds.get("image_size"))
-    expected = ds.get("fingerprint")
-    if expected is not None and source.info.get("fingerprint") != expected:
-        raise RuntimeError(f"the data of {ds['name']} changed on disk since the run was planned "
-                           f"(fingerprint {source.info.get('fingerprint')}, planned {expected})")
-    imb = apply_scene_recipe(source, cell["recipe"]["name"], cell["recipe"]["params"], cell.get("subset_seed", 0))
-    return source, imb
+    return cells.load_cell_data(cell, runtime, load_scenes, apply_scene_recipe,
+                                image_size=cell["dataset"].get("image_size"))
 
 
 def _input_size(scenes) -> int:
@@ -88,25 +80,15 @@ class DetectionTrack(Track):
         device = torch.device(runtime.get("device", "cpu"))
         source, imb = load_cell_data(cell, runtime)
         seed = int(cell["seed"])
-        torch.manual_seed(seed)
         K = len(imb.class_names)
         size = _input_size(imb.train)
         mean, std = _normalisation(imb.train)
         torch.manual_seed(seed)
         model = build_detector(cell["model"], num_classes=K, in_channels=imb.train.channels, image_size=size,
                                mean=mean, std=std)
-        ctx = Context(
-            track=self.name, class_names=list(imb.class_names), instance_counts=imb.train.instance_counts(),
-            image_counts=imb.train.image_counts(), minority=list(imb.minority), seed=seed, device=device,
-            budget=dict(cell["profile"]["budget"]), dataset=cell["dataset"]["name"], recipe=dict(cell["recipe"]),
-            quiet=not progress, cache_dir=Path(runtime["cache_dir"]) if runtime.get("cache_dir") else None,
-            source=source,
-            data_key={"fingerprint": source.info.get("fingerprint"), "split": source.info.get("split"),
-                      "dataset": cell["dataset"], "recipe": cell["recipe"],
-                      "subset_seed": cell.get("subset_seed", 0), "seed": seed},
-            artifacts_dir=Path(runtime["out"]) / "samples" if runtime.get("out") else None,
-            artifact_stem=runtime.get("record_stem", "cell"), test=imb.test, model_info=model.info(),
-        )
+        ctx = cells.cell_context(self.name, cell, runtime, source, imb, progress,
+                                 instance_counts=imb.train.instance_counts(),
+                                 image_counts=imb.train.image_counts(), model_info=model.info())
         timings = {}
         t = time.perf_counter()
         train = method.prepare(imb.train, ctx)

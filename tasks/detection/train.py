@@ -23,16 +23,13 @@ What the hooks receive here:
 """
 from __future__ import annotations
 
-import math
 
 import torch
 from torchvision.transforms.v2 import functional as TF
-from tqdm.auto import tqdm
 
-from ...benchmarks.contract import Context, Method, RepeatFactors
-from ...benchmarks.contract.track import DivergenceError
+from ...benchmarks.contract import Context, Method
 from ...data_recipes.sceneset import SceneSet
-from ..schedule import BUDGET_UNITS, batches, epoch_orders, learning_rate, sampling_plan
+from ..schedule import epoch_plan, sgd, train_epochs, training_record
 
 AUGMENT = ("none", "hflip", "auto")
 
@@ -76,66 +73,27 @@ def fit(model, train: SceneSet, method: Method, ctx: Context, progress: bool = F
     """Train ``model`` (a :class:`~.models.Detector`) in place; returns ``(history, training)``
     like the classification loop (per-epoch mean loss; budget unit, steps, images seen, ...)."""
     budget, device = ctx.budget, ctx.device
-    epochs, batch_size = int(budget["epochs"]), int(budget["batch_size"])
-    unit = budget.get("budget_unit", "steps")
-    if unit not in BUDGET_UNITS:
-        raise ValueError(f"budget_unit must be one of {', '.join(BUDGET_UNITS)}, got {unit!r}")
-    ctx.epochs = epochs
-    n = len(train)
-    if n < 2:
-        raise ValueError(f"training set has {n} image(s); at least 2 are needed")
-    per_epoch = n if unit == "epochs" or reference_size is None else int(reference_size)
-    sampling = sampling_plan(method.sampler(train, ctx), n, method.name)
-    if unit == "epochs" and isinstance(sampling, RepeatFactors):
-        per_epoch = None  # an epoch is one repeat-factor draw
+    plan = epoch_plan(train, method, ctx, reference_size)
     cls_loss = method.criterion(ctx)
     if isinstance(cls_loss, torch.nn.Module):
         cls_loss = cls_loss.to(device)
     model.cls_loss = cls_loss
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=float(budget["lr"]), momentum=float(budget.get("momentum", 0.9)),
-                                weight_decay=float(budget.get("weight_decay", 0.0)))
+    optimizer = sgd([p for p in model.parameters() if p.requires_grad], budget)
     policy = protocol_augment(budget.get("augment", "none"), train.channels)
     aug_gen = ctx.generator("protocol-augment")
-    orders = epoch_orders(n, per_epoch, sampling, ctx.generator("batch-order"))
-    history, steps, seen_total = [], 0, 0
-    bar = tqdm(range(epochs), desc="  epochs", leave=False, disable=not progress, unit="ep")
-    for epoch in bar:
-        ctx.epoch = epoch
-        method.on_epoch(epoch, ctx)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(epoch, budget)
-        model.train()
-        order = next(orders)
-        total, seen = 0.0, 0
-        for idx in batches(len(order), batch_size, order):
-            images = [train.images[i].to(device).float().div_(255.0) for i in idx.tolist()]
-            targets = [train.targets[i] for i in idx.tolist()]
-            if policy == "hflip":
-                images, targets = hflip(images, targets, aug_gen)
-            images, targets = method.augment((images, targets), ctx)
-            losses = model(images, model_targets(targets, device))
-            loss = sum(losses.values())
-            extra = method.adversary(model, (images, targets), ctx)
-            if extra is not None:
-                loss = loss + extra
-            if not torch.isfinite(loss):
-                raise DivergenceError(f"loss became {loss.item()} at epoch {epoch}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(images)
-            seen += len(images)
-            steps += 1
-        seen_total += seen
-        history.append(total / max(seen, 1))
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
-    if history and not math.isfinite(history[-1]):
-        raise DivergenceError("final training loss is not finite")
-    training = {"budget_unit": unit, "epochs": epochs, "steps_per_epoch": steps // max(epochs, 1),
-                "train_steps": steps, "images_seen": seen_total, "train_set_size": n,
-                "reference_size": per_epoch if unit == "steps" else None, "augment": policy,
-                "cls_loss": "method" if cls_loss is not None else "the detector's own"}
+
+    def batch_loss(idx):
+        images = [train.images[i].to(device).float().div_(255.0) for i in idx.tolist()]
+        targets = [train.targets[i] for i in idx.tolist()]
+        if policy == "hflip":
+            images, targets = hflip(images, targets, aug_gen)
+        images, targets = method.augment((images, targets), ctx)
+        losses = model(images, model_targets(targets, device))
+        return sum(losses.values()), (images, targets), len(images)
+
+    history, steps, seen = train_epochs(model, optimizer, method, ctx, plan, batch_loss, progress=progress)
+    training = training_record(plan, steps, seen, policy,
+                               cls_loss="method" if cls_loss is not None else "the detector's own")
     return {"loss": [round(v, 6) for v in history]}, training
 
 

@@ -1,0 +1,40 @@
+"""What every track does the same way for one cell: load its data (checking it is the data the
+run was planned on) and build the :class:`Context` its method's hooks receive."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..benchmarks.contract import Context
+
+
+def load_cell_data(cell: dict, runtime: dict, load, apply, **load_extra):
+    """``(source, imbalanced split)``: ``load(name, ...)`` the track's (cached) source, refuse data
+    that changed on disk since the run was planned, then ``apply`` the recipe (pure, seeded)."""
+    ds = cell["dataset"]
+    source = load(ds["name"], data_root=runtime.get("data_root"), data_path=runtime.get("data_path"),
+                  download=bool(runtime.get("download")), split_seed=ds.get("split_seed", 0),
+                  test_fraction=ds.get("test_fraction"), **load_extra)
+    expected = ds.get("fingerprint")
+    if expected is not None and source.info.get("fingerprint") != expected:
+        raise RuntimeError(f"the data of {ds['name']} changed on disk since the run was planned "
+                           f"(fingerprint {source.info.get('fingerprint')}, planned {expected})")
+    return source, apply(source, cell["recipe"]["name"], cell["recipe"]["params"], cell.get("subset_seed", 0))
+
+
+def cell_context(track: str, cell: dict, runtime: dict, source, imb, progress, **counts) -> Context:
+    """The cell's Context: ``counts`` are the track's ``instance_counts`` (and ``image_counts``,
+    ``model_info``) for the recipe's split ``imb``; the rest comes from the cell and the runtime."""
+    seed = int(cell["seed"])
+    return Context(
+        track=track, class_names=list(imb.class_names), minority=list(imb.minority), seed=seed,
+        device=torch.device(runtime.get("device", "cpu")), budget=dict(cell["profile"]["budget"]),
+        dataset=cell["dataset"]["name"], recipe=dict(cell["recipe"]), quiet=not progress,
+        cache_dir=Path(runtime["cache_dir"]) if runtime.get("cache_dir") else None, source=source,
+        data_key={"fingerprint": source.info.get("fingerprint"), "split": source.info.get("split"),
+                  "dataset": cell["dataset"], "recipe": cell["recipe"],
+                  "subset_seed": cell.get("subset_seed", 0), "seed": seed},
+        artifacts_dir=Path(runtime["out"]) / "samples" if runtime.get("out") else None,
+        artifact_stem=runtime.get("record_stem", "cell"), test=imb.test, **counts,
+    )
