@@ -23,12 +23,12 @@ def _metrics(out):
 
 def test_detection_run_records_cells_with_coco_metrics(cli, tmp_path):
     out = tmp_path / "o"
-    code, stdout, err = cli("run", "detection", "--methods", "erm,rfs,focal:alpha=0.25", "--recipe", RARE,
+    code, stdout, err = cli("run", "detection", "--methods", "erm,rfs,ros,focal:alpha=0.25", "--recipe", RARE,
                             "--out", out, *SMOKE)
     assert code == 0, err
     assert "detection / digit-scenes / rare-class" in stdout and "| ap |" in stdout.replace(" ap50", "")
     records = {r["method"]: r for r in read_records(out)}
-    assert set(records) == {"erm", "rfs", "focal"}
+    assert set(records) == {"erm", "rfs", "ros", "focal"}
     for r in records.values():
         assert r["status"] == "ok" and r["track"] == "detection" and r["model"] == "fcos"
         assert r["track_info"]["headline"] == "ap" and r["track_info"]["per_class"] == "per_class_ap"
@@ -38,9 +38,10 @@ def test_detection_run_records_cells_with_coco_metrics(cli, tmp_path):
         assert counts["recipe"] == r["data"]["recipe"]["counts"] == r["data"]["recipe"]["reached"]
         assert set(counts["frequency_groups"]) == {"rare", "common", "frequent"}
         assert r["config"]["dataset"]["fingerprint"] == r["data"]["source"]["fingerprint"]
-    # one protocol: every method makes erm's optimizer steps
+    # one protocol: every method makes erm's optimizer steps, ros too though it enlarged its set
     steps = {m: r["training"]["train_steps"] for m, r in records.items()}
     assert len(set(steps.values())) == 1, steps
+    assert records["ros"]["training"]["train_set_size"] > records["erm"]["training"]["train_set_size"]
     assert records["rfs"]["extras"]["rfs_threshold"] > 0
     # focal with alpha 0.25 is FCOS's own loss (erm) through the method's slot: the same numbers
     assert records["focal"]["metrics"]["ap"] == pytest.approx(records["erm"]["metrics"]["ap"], abs=1e-6)
