@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="imbench", description="Class-imbalance benchmark suite for computer vision.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     run = sub.add_parser("run", help="run a track, a suite file, or all (default: the quick suite)")
-    run.add_argument("target", nargs="?", help="a track (classification, detection) | all | SUITE.yaml | bundled suite name")
+    run.add_argument("target", nargs="?", help="a track (classification, detection, segmentation) | all | SUITE.yaml | bundled suite name")
     run.add_argument("--dataset", help="dataset name(s), comma-separated (overrides the suite)")
     run.add_argument("--data-root", help="folder holding real datasets in torchvision's layout")
     run.add_argument("--data-path", help="a dataset file (e.g. a MedMNIST .npz)")

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from ..tasks import TRACKS
+from ..tasks.schedule import OPTIMIZERS
 from .contract.errors import UsageError, unknown
 
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
@@ -51,6 +52,12 @@ def budget(profile: str, track: str) -> dict:
             out[key] = _number(profile, key, out[key], kind)
     out["lr_steps"] = {int(_number(profile, "lr_steps", k, int)): _number(profile, "lr_steps", v, float)
                        for k, v in (out.get("lr_steps") or {}).items()}
+    if out.get("lr_poly") is not None:
+        out["lr_poly"] = _number(profile, "lr_poly", out["lr_poly"], float)
+    # no default written in: a budget that does not name one keeps its identity (sgd)
+    if out.get("optimizer", "sgd") not in OPTIMIZERS:
+        raise UsageError(f"profile {profile!r}: optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                         f"got {out['optimizer']!r}")
     out.setdefault("budget_unit", "steps")
     out.setdefault("augment", "none")
     if out["budget_unit"] not in BUDGET_UNITS:

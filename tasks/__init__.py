@@ -5,6 +5,6 @@ Importing this package registers the built-in tracks in ``TRACKS`` (the registry
 """
 from ..benchmarks.contract.track import TRACKS, CellOutcome, DivergenceError, Track, get_track
 
-from . import classification, detection  # noqa: E402,F401  (register the tracks)
+from . import classification, detection, segmentation  # noqa: E402,F401  (register the tracks)
 
 __all__ = ["TRACKS", "CellOutcome", "DivergenceError", "Track", "get_track"]

@@ -19,7 +19,9 @@ BUDGET_UNITS = ("steps", "epochs")
 
 
 def learning_rate(epoch: int, budget: dict) -> float:
-    """The learning rate of ``epoch`` (0-based): warm-up, then step multipliers."""
+    """The learning rate of ``epoch`` (0-based): warm-up, then step multipliers, then (``lr_poly``
+    = power p, e.g. 0.9) the polynomial decay ``(1 - epoch / epochs) ** p`` -- set once per epoch,
+    where torchvision's segmentation references step it every iteration."""
     base = float(budget["lr"])
     warmup = int(budget.get("warmup_epochs", 0))
     if epoch < warmup:
@@ -28,6 +30,9 @@ def learning_rate(epoch: int, budget: dict) -> float:
     for start, mult in sorted((int(k), float(v)) for k, v in (budget.get("lr_steps") or {}).items()):
         if epoch >= start:
             factor = mult
+    power = budget.get("lr_poly")
+    if power:
+        factor *= (1.0 - epoch / max(int(budget["epochs"]), 1)) ** float(power)
     return base * factor
 
 
@@ -129,8 +134,17 @@ def epoch_plan(train, method: Method, ctx: Context, reference_size: int | None) 
     return EpochPlan(epochs, batch_size, unit, n, per_epoch, sampling)
 
 
-def sgd(params, budget: dict) -> torch.optim.SGD:
-    """The protocol's optimizer: SGD with the profile's lr, momentum and weight decay."""
+OPTIMIZERS = ("sgd", "adam")
+
+
+def sgd(params, budget: dict) -> torch.optim.Optimizer:
+    """The protocol's optimizer: the profile's ``optimizer`` (``sgd``, the default: SGD with its lr,
+    momentum and weight decay; ``adam``: Adam with its lr and L2 weight decay)."""
+    kind = budget.get("optimizer", "sgd")
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=float(budget["lr"]), weight_decay=float(budget.get("weight_decay", 0.0)))
+    if kind != "sgd":
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {kind!r}")
     return torch.optim.SGD(params, lr=float(budget["lr"]), momentum=float(budget.get("momentum", 0.9)),
                            weight_decay=float(budget.get("weight_decay", 0.0)))
 

@@ -61,7 +61,8 @@ class Context:
     recipe's label space) for *assessing generated samples only* (CAS: train on generated, test
     on real) -- a method must never train the benchmarked model on it; None outside the runner;
     ``model_info`` what the track says of the model a method adapts or whose loss it replaces
-    (detection: ``{"name", "head": "sigmoid" | "softmax"}``).
+    (detection: ``{"name", "head": "sigmoid" | "softmax"}``); ``ignore_index`` the label of void
+    pixels that no loss may count (segmentation; None elsewhere).
     """
 
     track: str
@@ -86,6 +87,7 @@ class Context:
     artifact_stem: str = "cell"
     test: Any = None
     model_info: dict = field(default_factory=dict)
+    ignore_index: int | None = None
 
     def __post_init__(self) -> None:
         self.instance_counts = [int(n) for n in self.instance_counts]

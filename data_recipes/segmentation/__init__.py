@@ -1,6 +1,8 @@
 """Pixel-level data: segmentation sources (``SEG_SOURCES``, kind ``"dataset"``) returning a
-:class:`~..imageset.Source` of :class:`~..segset.SegSet` s. So far: ``seg-folder`` (``images/`` +
-``masks/`` + optional ``classes.json``; the real ISBI 2012 membrane set in ``../shared/data`` is one).
+:class:`~..imageset.Source` of :class:`~..segset.SegSet` s, and the pixel-level recipes
+(``SEG_RECIPES``, :mod:`.recipes`). Sources: ``digit-scenes`` / ``mnist-scenes`` (the scene
+sources with per-pixel labels), ``seg-folder`` (``images/`` + ``masks/`` + optional
+``classes.json``; the real ISBI 2012 membrane set in ``../shared/data`` is one).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from ..source_cache import cached_load
 from ..sources._common import SourceSpec
 
 SEG_SOURCES: Registry[SourceSpec] = Registry("dataset")
+SEG_RECIPES: Registry = Registry("recipe")
 
 
 def load_segset(name: str, *, data_root=None, data_path=None, download: bool = False, split_seed: int = 0,
@@ -20,4 +23,4 @@ def load_segset(name: str, *, data_root=None, data_path=None, download: bool = F
                        image_size=None if image_size is None else int(image_size))
 
 
-from . import seg_folder  # noqa: E402,F401  (registers the built-in sources)
+from . import camvid, cityscapes, digit_scenes, recipes, seg_folder, voc_seg  # noqa: E402,F401  (registers the built-in sources and recipes)

@@ -19,25 +19,19 @@ import os
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as F
 
 from ...benchmarks.contract.errors import UsageError
 from ..imageset import Source
-from ..scenes.real import check_image_size, read_image, resized_shape, seeded_split
+from ..scenes.real import check_image_size, read_image, seeded_split
 from ..segset import SegSet
 from ..sources._common import SourceSpec, corrupt, require_root
 from . import SEG_SOURCES
+from .layout import files_by_stem, read_mask, resize_pair
 
 NAME = "seg-folder"
 LAYOUT = "DIR/images/<name>.<ext>, DIR/masks/<name>.<ext> (same names), optional DIR/classes.json"
 DEFAULT_TEST_FRACTION = 0.2
-EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 VOID = 255
-
-
-def _files(folder: str) -> dict[str, str]:
-    return {os.path.splitext(f)[0]: os.path.join(folder, f) for f in sorted(os.listdir(folder))
-            if f.lower().endswith(EXTS)}
 
 
 def _class_map(root: str, masks: list[np.ndarray]) -> tuple[dict[int, int], list[str], str]:
@@ -59,19 +53,6 @@ def _class_map(root: str, masks: list[np.ndarray]) -> tuple[dict[int, int], list
     return {v: v for v in range(top + 1)}, [str(v) for v in range(top + 1)], "mask values 0..K-1"
 
 
-def _read_mask(path: str) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            arr = np.array(im)
-    except OSError as exc:
-        raise corrupt(path, "mask image", exc, hint="replace it with a good copy") from None
-    if arr.ndim == 3:
-        raise UsageError(f"{path}: a label mask must have one channel (values are classes), got {arr.shape[2]}")
-    return arr.astype(np.int64)
-
-
 def load_seg_folder(*, data_root=None, data_path=None, download=False, split_seed=0, test_fraction=None,
                     image_size=None) -> Source:
     root = require_root(NAME, data_root, LAYOUT)
@@ -80,14 +61,14 @@ def load_seg_folder(*, data_root=None, data_path=None, download=False, split_see
     for d in (image_dir, mask_dir):
         if not os.path.isdir(d):
             raise UsageError(f"dataset {NAME!r}: {d} does not exist (expected {LAYOUT})")
-    images, masks = _files(image_dir), _files(mask_dir)
+    images, masks = files_by_stem(image_dir), files_by_stem(mask_dir)
     missing = sorted(set(images) - set(masks))
     if missing:
         raise UsageError(f"dataset {NAME!r}: image {images[missing[0]]} has no mask in {mask_dir}")
     stems = sorted(images)
     if not stems:
         raise UsageError(f"dataset {NAME!r}: no images in {image_dir}")
-    raw = [_read_mask(masks[s]) for s in stems]
+    raw = [read_mask(masks[s]) for s in stems]
     value_map, names, class_source = _class_map(root, raw)
     lut = np.full(max(max(value_map), int(max(m.max() for m in raw))) + 1, -1, dtype=np.int64)
     for value, cls in value_map.items():
@@ -102,11 +83,7 @@ def load_seg_folder(*, data_root=None, data_path=None, download=False, split_see
         img = read_image(images[stem])
         if tuple(img.shape[1:]) != mapped.shape:
             raise UsageError(f"{masks[stem]}: mask {mapped.shape} and image {tuple(img.shape[1:])} differ in size")
-        mask = torch.from_numpy(mapped)
-        if size is not None and max(mask.shape) != size:
-            shape = list(resized_shape(*mask.shape, size))
-            img = F.resize(img, shape, antialias=True)
-            mask = F.resize(mask[None], shape, interpolation=F.InterpolationMode.NEAREST)[0]
+        img, mask = resize_pair(img, torch.from_numpy(mapped), size)
         items.append((stem, img, mask))
     split_dir = os.path.join(root, "splits")
     lists = {k: os.path.join(split_dir, f"{k}.txt") for k in ("train", "test")}

@@ -1,2 +1,5 @@
-"""The pixel-level track (segmentation): so far its metrics (``metrics.py``); the track itself
-(data, models, losses, training) is issue 10's next step."""
+"""The pixel-level track (segmentation): models (``models.py``), the training loop (``train.py``),
+dataset-level metrics from one confusion matrix (``metrics.py``) and the track (``track.py``)."""
+from .track import SegmentationTrack
+
+__all__ = ["SegmentationTrack"]
