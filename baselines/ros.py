@@ -17,16 +17,19 @@ class ROS(Method):
     in their order. The record gets ``counts_after_prepare``. Detection: images holding the
     rarer classes are duplicated until every class has about the largest instance count
     (:func:`~.scene_sampling.oversample_images`; objects of other classes come along).
+    Segmentation: the same over pixel counts -- images holding the rarer classes are duplicated
+    until each class has about the largest pixel count among the classes not present in every
+    image (background is everywhere on digit-scenes, so the largest digit class sets the target).
     """
 
     name = "ros"
     family = "baseline"
-    tracks = ("classification", "detection")
+    tracks = ("classification", "detection", "segmentation")
     summary = "Random over-sampling: duplicate items of every class up to the largest class count"
     reference = "Lemaître, Nogueira & Aridas, imbalanced-learn, JMLR 2017 (RandomOverSampler)"
     defaults = {}
 
     def prepare(self, train, ctx: Context):
-        if ctx.track == "detection":
+        if ctx.track in ("detection", "segmentation"):
             return oversample_images(train, ctx)
         return resample_indices(train, ctx, RandomOverSampler, self.name)

@@ -30,3 +30,11 @@ def test_method_runs_a_real_detection_cell(name, tmp_path):
     assert record["track"] == "detection" and record["metrics"]["ap"] is not None
     assert record["track_info"]["headline"] == "ap" and len(record["metrics"]["per_class_ap"]) == 10
     assert record["class_counts"]["recipe"] == record["data"]["recipe"]["counts"]
+
+
+@pytest.mark.parametrize("name", [n for n in BUILTINS if METHODS.get(n).supports("segmentation")])
+def test_method_runs_a_real_segmentation_cell(name, tmp_path):
+    record = run_smoke_cell(name, tmp_path, track="segmentation", recipe_params={"n_max": 60})
+    assert record["status"] == "ok", record["error"]
+    assert record["track"] == "segmentation" and record["metrics"]["miou"] is not None
+    assert record["method_hooks"] == METHODS.get(name).hooks()

@@ -16,7 +16,7 @@ In a plugin's own tests::
 declares (or the one ``track`` names) it runs every hook the method implements on a tiny
 synthetic imbalanced set of that track, twice, to check types, shapes, value ranges and
 determinism for a seed (``classification``: :mod:`.classification`; ``detection``:
-:mod:`.detection`). Hybrids are checked the same way: ``check_method(method_class("smote+ldam-drw"))``
+:mod:`.detection`; ``segmentation``: :mod:`.segmentation`). Hybrids are checked the same way: ``check_method(method_class("smote+ldam-drw"))``
 (``imbench.benchmarks.plugins.method_class``). ``run_smoke_cell`` runs one real cell of a track.
 """
 from __future__ import annotations
@@ -31,15 +31,20 @@ from .classification import run_hooks as _classification_hooks
 from .classification import tiny_context, tiny_imageset
 from .detection import run_hooks as _detection_hooks
 from .detection import tiny_scene_context, tiny_sceneset
+from .segmentation import run_hooks as _segmentation_hooks
+from .segmentation import tiny_seg_context, tiny_segset
 
 __all__ = ["check_method", "run_smoke_cell", "tiny_imageset", "tiny_context", "tiny_sceneset",
-           "tiny_scene_context", "CHECKS"]
+           "tiny_scene_context", "tiny_segset", "tiny_seg_context", "CHECKS"]
 
 # the per-track hook runners: fn(cls, seed) -> {name: tensor or tuple of tensors} to compare
-CHECKS = {"classification": _classification_hooks, "detection": _detection_hooks}
+CHECKS = {"classification": _classification_hooks, "detection": _detection_hooks,
+          "segmentation": _segmentation_hooks}
 # what one smoke cell of each track runs on
 SMOKE = {"classification": {"datasets": ["digits"], "models": ["small-cnn"], "recipe": "longtail"},
-         "detection": {"datasets": ["digit-scenes"], "models": ["fcos"], "recipe": "rare-class"}}
+         "detection": {"datasets": ["digit-scenes"], "models": ["fcos"], "recipe": "rare-class"},
+         "segmentation": {"datasets": ["digit-scenes"], "models": ["unet"], "recipe": "rare-pixels",
+                          "image_size": 32}}
 
 
 def check_method(cls: type[Method], track: str | None = None) -> None:
@@ -66,8 +71,8 @@ def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str | None 
                    plugins: tuple[str, ...] = (), seed: int = 0, track: str = "classification",
                    recipe_params: dict | None = None) -> dict:
     """Run one real cell of ``track`` (classification: digits, long-tail, small-cnn; detection:
-    digit-scenes, rare-class, fcos -- or the first model the method runs with; smoke profile,
-    CPU) and return its record."""
+    digit-scenes, rare-class, fcos -- or the first model the method runs with; segmentation:
+    digit-scenes at 32 px, rare-pixels, unet; smoke profile, CPU) and return its record."""
     from ..benchmarks.composite import Composite
     from ..benchmarks.plugins import METHODS, load_methods, method_class, register_method
     from ..benchmarks.contract.records import read_record
@@ -89,7 +94,8 @@ def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str | None 
     recipe_entry = {"name": recipe_name, **({"ir": ir} if has_ir else {}), **(recipe_params or {})}
     suite = {"name": "contract", "grids": [{"track": track, "datasets": smoke["datasets"],
              "recipes": [recipe_entry], "methods": [method], "models": models,
-             "seeds": [seed], "profile": "smoke"}]}
+             "seeds": [seed], "profile": "smoke",
+             **({"image_size": smoke["image_size"]} if "image_size" in smoke else {})}]}
     runtime = {"out": str(out), "device": "cpu", "plugins": list(plugins)}
     (cell,) = validate(expand(suite, Overrides()), runtime)
     summary = execute_cell(cell, runtime)
