@@ -19,12 +19,21 @@ Methods (name: what it does; parameters with defaults):
 - ``random-erasing``: torchvision RandomErasing per image; p=0.5, scale_max=0.33, value=0.
 - ``rfs`` (detection): LVIS repeat-factor sampling of images; t=0 (scaled to the set).
 - ``seesaw`` (detection): Seesaw loss (mitigation p=0.8, compensation q=2.0) in the box-classification loss.
-- ``copy-paste`` (detection): Simple Copy-Paste of masked objects between the images of a batch;
+- ``copy-paste`` (detection, segmentation): Simple Copy-Paste of masked objects (detection) or
+  rare-class regions (segmentation, :mod:`.region_paste`) between the images of a batch;
   paste_p=0.5, scale 0.5-1.5, flip=False, min_visible=0.05, rare_only=False.
 - ``eqlv2`` (detection): Equalization loss v2 (gradient-guided sigmoid re-weighting; gamma=12, mu=0.8, alpha=4).
+- ``dice``, ``generalized-dice``, ``tversky``, ``focal-tversky``, ``dice-ce``, ``dice-focal``
+  (segmentation, :mod:`.region_losses`): MONAI region losses, void-masked, batch dice; tversky
+  alpha=0.3 (FP) beta=0.7 (FN); focal-tversky the same with gamma=4/3; dice-ce / dice-focal
+  lambdas 1, 1 (focal gamma=2); generalized-dice w_type=square.
+- ``lovasz`` (segmentation): Lovász-softmax over the classes present in the batch.
+- ``median-freq`` (segmentation): CE weighted by median_freq / freq_c (Eigen & Fergus 2015).
 
-``erm``, ``ros``, ``focal``, ``cb-loss`` and ``random-erasing`` also declare the detection track: their hooks branch
-on ``ctx.track`` to the scene helpers :mod:`.scene_sampling` and :mod:`.box_losses`.
+``erm``, ``ros``, ``focal``, ``cb-loss`` and ``random-erasing`` also declare the detection track, and
+``erm``, ``ros``, ``focal``, ``class-weighted`` and ``copy-paste`` the segmentation track: their hooks
+branch on ``ctx.track`` to the scene helpers :mod:`.scene_sampling` and :mod:`.box_losses`, and to the
+pixel losses of :mod:`imbench.tasks.segmentation.losses`.
 
 Shared helpers: :mod:`.class_weights` (inverse-frequency and class-balanced weights) and
 :mod:`.resampling` (imbalanced-learn glue and the small-class rules of the SMOTE family).
@@ -42,7 +51,10 @@ from . import (  # noqa: F401  (importing registers the methods)
     erm,
     focal,
     ldam_drw,
+    lovasz,
+    median_freq,
     random_erasing,
+    region_losses,
     rfs,
     ros,
     rus,

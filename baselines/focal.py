@@ -10,6 +10,7 @@ from torch import nn
 from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract import Context, Method
 from ..benchmarks.contract.method import register_method
+from ..tasks.segmentation.losses import PixelFocal
 from .box_losses import sigmoid_focal, softmax_focal
 
 
@@ -48,11 +49,16 @@ class Focal(Method):
     ``gamma`` and ``alpha`` (alpha < 0: none) replaces the detector's own (which is gamma 2,
     alpha 0.25: ``focal:alpha=0.25`` reproduces ``erm`` exactly); on Faster R-CNN's softmax head,
     the softmax form above over background + K classes (background α_t 1).
+
+    Segmentation: MONAI's ``FocalLoss`` (softmax form, the same ``gamma`` and per-class α_t) over
+    the labelled pixels, void left out, averaged over them -- the classification loss above on
+    the flattened labelled pixels, except that MONAI does not clamp (1 − p_t), so 0 < γ < 1 has an
+    unbounded gradient at a saturated pixel.
     """
 
     name = "focal"
     family = "baseline"
-    tracks = ("classification", "detection")
+    tracks = ("classification", "detection", "segmentation")
     summary = "Focal loss (softmax form): down-weight easy items by (1 - p_t)^gamma"
     reference = "Lin, Goyal, Girshick, He & Dollár, Focal Loss for Dense Object Detection, ICCV 2017"
     defaults = {"gamma": 2.0, "alpha": -1.0}
@@ -73,4 +79,6 @@ class Focal(Method):
             alpha_t[list(ctx.minority)] = alpha
         if ctx.track == "detection":
             return partial(softmax_focal, gamma=gamma, alpha_t=alpha_t)
+        if ctx.track == "segmentation":
+            return PixelFocal(ctx.ignore_index, gamma, None if alpha_t is None else alpha_t.tolist())
         return FocalLoss(gamma, alpha_t)

@@ -211,19 +211,19 @@ def cmd_ls(args) -> int:
             rows.append((name, cls.family, ",".join(cls.tracks), cls.summary, cls.reference, params))
         header = ("name", "family", "tracks", "summary", "reference", "parameters")
     elif args.kind in ("datasets", "recipes", "models"):
-        seen: dict[str, tuple] = {}
+        seen: dict[tuple, tuple] = {}  # one row per registered spec: a name two tracks define differently shows twice
         for track_name in TRACKS:
             track = TRACKS.get(track_name)
             reg = {"datasets": track.datasets, "recipes": track.recipes, "models": track.models}[args.kind]()
             for name in reg:
                 spec = reg.get(name)
                 tracks = tuple(getattr(spec, "tracks", (track_name,)))
-                if name in seen or (args.track and args.track not in tracks):
+                if (name, id(spec)) in seen or (args.track and args.track not in tracks):
                     continue
                 extra = getattr(spec, "needs", None) or " ".join(
                     f"{k}={v}" for k, v in getattr(spec, "defaults", {}).items())
-                seen[name] = (name, ",".join(tracks), spec.summary, spec.reference, extra)
-        rows = [seen[n] for n in sorted(seen)]
+                seen[(name, id(spec))] = (name, ",".join(tracks), spec.summary, spec.reference, extra)
+        rows = sorted(seen.values(), key=lambda r: (r[0], r[1]))
         header = ("name", "tracks", "summary", "reference",
                   {"datasets": "needs", "recipes": "parameters", "models": ""}[args.kind])
     elif args.kind == "profiles":

@@ -148,7 +148,7 @@ SCENE_SOURCES.register(NAME, SourceSpec(
             "occlusion); test digits never appear in training scenes",
     reference=REFERENCE,
     needs="nothing",
-    tracks=("detection", "segmentation"),
+    tracks=("detection",),
 ))
 
 
@@ -158,5 +158,5 @@ SCENE_SOURCES.register(MNIST_NAME, SourceSpec(
     summary="MNIST's 28x28 digits (from --data-root) composed into scenes like digit-scenes",
     reference=MNIST_REFERENCE,
     needs="data-root",
-    tracks=("detection", "segmentation"),
+    tracks=("detection",),
 ))

@@ -1,4 +1,4 @@
-"""Detection / segmentation imbalance recipes (``SCENE_RECIPES``) and :func:`apply_scene_recipe`.
+"""Detection imbalance recipes (``SCENE_RECIPES``) and :func:`apply_scene_recipe`.
 
 Counts are *instance* (object) counts. With a source that can compose scenes
 (``Source.composer``, ``digit-scenes``) every recipe builds a fresh training set with exact
@@ -58,7 +58,7 @@ ORDER_STREAM, PLAN_STREAM, SELECT_STREAM = 0, 11, 12
 PROFILES = ("longtail", "step")
 MAX_OBJECTS_LIMIT = 6
 FG_MAX_OBJECTS = 3
-TRACKS = ("detection", "segmentation")
+TRACKS = ("detection",)  # the segmentation track has its own recipes (data_recipes/segmentation/recipes.py)
 
 
 @dataclass

@@ -12,7 +12,7 @@ What the hooks receive here:
 * ``sampler(train, ctx) -> weights (N,) | RepeatFactors | None`` over images;
 * ``criterion(ctx) -> loss(logits (B, K, H, W), labels (B, H, W) int64) -> scalar``; pixels
   labelled ``ctx.ignore_index`` (void, and the padding of a batch of unequal images) must not
-  count -- :func:`..segmentation.losses` wrappers do that; None = pixel cross-entropy (``erm``);
+  count -- the wrappers of :mod:`.losses` do that; None = pixel cross-entropy (``erm``);
 * ``adapt_model(segmenter, ctx) -> segmenter``;
 * ``augment((x, y), ctx) -> (x, y)``: ``x`` float (B, C, H, W) in [0, 1], ``y`` int64 (B, H, W);
 * ``adversary(segmenter, (x, y), ctx) -> extra loss | None`` (``segmenter(x)`` gives logits);
@@ -21,11 +21,11 @@ What the hooks receive here:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ...benchmarks.contract import Context, Method
 from ...data_recipes.segset import SegSet
 from ..schedule import epoch_plan, sgd, train_epochs, training_record
+from .losses import PixelCE
 
 AUGMENT = ("none", "hflip", "auto")
 
@@ -53,13 +53,9 @@ def collate(images: list[torch.Tensor], masks: list[torch.Tensor], ignore_index:
     return x, y
 
 
-def pixel_ce(ignore_index: int):
+def pixel_ce(ignore_index: int) -> PixelCE:
     """``erm``: mean cross-entropy over the labelled pixels (0 when a batch has none)."""
-    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if not (labels != ignore_index).any():
-            return logits.sum() * 0.0
-        return F.cross_entropy(logits, labels, ignore_index=ignore_index)
-    return loss
+    return PixelCE(ignore_index)
 
 
 def hflip(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
