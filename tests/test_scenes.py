@@ -75,7 +75,7 @@ def test_area_ranges_at_64_px():
 
 def test_registries():
     spec = SCENE_SOURCES.get("digit-scenes")
-    assert spec.needs == "nothing" and spec.tracks == ("detection", "segmentation")
+    assert spec.needs == "nothing" and spec.tracks == ("detection",)  # segmentation registers its own
     assert set(SCENE_RECIPES.names()) >= {"natural", "rare-class", "small-objects", "occlusion", "fg-bg"}
     assert resolve_scene_recipe("rare-class") == {"ir": 10.0, "profile": "longtail", "mu": 0.5, "n_max": 240,
                                                   "class_order": "index", "max_objects": 4}
