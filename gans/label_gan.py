@@ -446,9 +446,11 @@ class LabelGan(GenerativeOversampler):
                 optimise(opt_d, loss_d)
                 with frozen(D):
                     out = D(labels, fake)
+                    with torch.no_grad():  # the real features under the same (updated) weights
+                        ref = D(labels, real)
                     adv = sum(((o - 1) ** 2).mean() for o, _ in out)
-                    fm = sum(sum(F.l1_loss(a, b.detach()) for a, b in zip(fo, ro)) / len(fo)
-                             for (_, fo), (_, ro) in zip(out, out_real)) / len(out)
+                    fm = sum(sum(F.l1_loss(a, b) for a, b in zip(fo, ro)) / len(fo)
+                             for (_, fo), (_, ro) in zip(out, ref)) / len(out)
                     l1 = ((fake - real).abs() * valid).sum() / (valid.sum() * fake.shape[1]).clamp_min(1.0)
                     loss_g = adv + fm_w * fm + l1_w * l1
                     optimise(opt_g, loss_g)

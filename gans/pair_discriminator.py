@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..tasks.segmentation.losses import one_hot_maps
+
 ENCODINGS = ("basic", "product", "scaling")
 
 
@@ -45,10 +47,7 @@ def valid_mask(labels: torch.Tensor, ignore_index: int) -> torch.Tensor:
 
 def one_hot(labels: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
     """(B, K, H, W) float one-hot of ``labels`` (B, H, W); zero vectors on void pixels."""
-    valid = labels != ignore_index
-    safe = torch.where(valid, labels, torch.zeros_like(labels))
-    out = F.one_hot(safe, num_classes).permute(0, 3, 1, 2).float()
-    return out * valid.unsqueeze(1)
+    return one_hot_maps(torch.where(labels != ignore_index, labels, -1), num_classes)
 
 
 def scaled_truth(labels: torch.Tensor, probs: torch.Tensor, tau: float, ignore_index: int) -> torch.Tensor:

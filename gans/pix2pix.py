@@ -32,15 +32,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..tasks.segmentation.losses import one_hot_maps
+
 DROPOUT = 0.5
 
 
 def one_hot(masks: torch.Tensor, num_classes: int) -> torch.Tensor:
     """int64 label maps (B, H, W) -> float (B, K + 1, H, W): a channel per class, the last one for
     void (the ignore index, or any other value outside ``0..K-1``)."""
-    m = masks.clone()
-    m[(m < 0) | (m >= num_classes)] = num_classes
-    return F.one_hot(m, num_classes + 1).permute(0, 3, 1, 2).float()
+    m = torch.where((masks < 0) | (masks >= num_classes), num_classes, masks)
+    return one_hot_maps(m, num_classes + 1)
 
 
 def _init(module: nn.Module) -> None:

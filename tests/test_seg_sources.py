@@ -85,3 +85,12 @@ def test_real_isbi2012_membranes_are_a_seg_folder():
     share = counts[0] / counts.sum()
     assert 0.18 < share < 0.26  # membrane is about 22 % of the pixels
     assert tuple(src.train.masks[0].shape) == (512, 512)
+
+
+def test_split_lists_must_not_overlap(tmp_path):
+    root = write_folder(tmp_path / "d")
+    (root / "splits").mkdir()
+    (root / "splits" / "train.txt").write_text("im0\nim1\nim2\n")
+    (root / "splits" / "test.txt").write_text("im2\nim3\n")
+    with pytest.raises(UsageError, match="'im2' is in both train.txt and test.txt"):
+        load_segset("seg-folder", data_root=root)

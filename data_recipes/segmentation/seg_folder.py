@@ -92,6 +92,9 @@ def load_seg_folder(*, data_root=None, data_path=None, download=False, split_see
         unknown_stems = [s for k in wanted for s in wanted[k] if s not in images]
         if unknown_stems:
             raise UsageError(f"{split_dir}: split lists name {unknown_stems[0]!r}, which is not in {image_dir}")
+        both = sorted(set(wanted["train"]) & set(wanted["test"]))
+        if both:
+            raise UsageError(f"{split_dir}: {both[0]!r} is in both train.txt and test.txt (training on test images)")
         pos = {s: i for i, s in enumerate(stems)}
         tr, te = [pos[s] for s in wanted["train"]], [pos[s] for s in wanted["test"]]
         split: object = "official"

@@ -33,14 +33,22 @@ def _zero(logits: torch.Tensor) -> torch.Tensor:
     return logits.sum() * 0.0
 
 
+def one_hot_maps(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Labels (B, ...) -> float one-hot (B, K, ...) along dim 1, zero vectors where a label is
+    outside ``0..K-1`` (void, padding). Built with ``scatter_`` into a float tensor, never the int64
+    (..., K) tensor ``F.one_hot`` makes (10 GB for a batch of 32 full-size Cityscapes maps)."""
+    valid = (labels >= 0) & (labels < num_classes)
+    out = torch.zeros(labels.shape[0], num_classes, *labels.shape[1:], dtype=dtype, device=labels.device)
+    return out.scatter_(1, torch.where(valid, labels, 0).unsqueeze(1), valid.unsqueeze(1).to(dtype))
+
+
 def masked_inputs(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(probabilities, one-hot target)``, both (B, K, H, W) float, each 0 at void pixels."""
     valid = (labels != ignore_index).unsqueeze(1)
     K = logits.shape[1]
     probs = torch.where(valid, torch.softmax(logits.float(), 1), 0.0)
-    onehot = F.one_hot(torch.where(valid[:, 0], labels, 0), K).movedim(-1, 1).to(probs.dtype)
-    return probs, onehot * valid
+    return probs, one_hot_maps(torch.where(valid[:, 0], labels, -1), K, probs.dtype)
 
 
 class VoidMasked(nn.Module):
@@ -154,7 +162,7 @@ def lovasz_softmax(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int
     if not valid.any():
         return _zero(logits)
     probs = torch.softmax(logits.float(), 1).movedim(1, -1)[valid]  # (P, K)
-    fg = F.one_hot(labels[valid], K).to(probs.dtype)  # (P, K)
+    fg = one_hot_maps(labels[valid], K, probs.dtype)  # (P, K)
     errors = (fg - probs).abs()
     errors_sorted, order = errors.sort(0, descending=True)
     per_class = (errors_sorted * lovasz_gradient(fg.gather(0, order))).sum(0)
