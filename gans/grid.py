@@ -19,10 +19,26 @@ from ..data_recipes.imageset import ImageSet
 PADDING = 1
 
 
-def grid_scale(image_shape) -> int:
-    """Nearest-neighbour upscale factor: small images (digits' 8 px) get cells of >= 32 px."""
+def grid_scale(image_shape, min_side: int = 32) -> int:
+    """Nearest-neighbour upscale factor: small images (digits' 8 px) get cells of >= ``min_side`` px."""
     _, H, W = image_shape
-    return max(1, -(-32 // max(H, W)))
+    return max(1, -(-min_side // max(H, W)))
+
+
+def save_png(grid: torch.Tensor, path: Path) -> Path:
+    """Write the image tensor ``grid`` (3, H, W) in [0, 1] to ``path`` atomically (world-readable)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
+        save_image(grid, tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
 
 
 def grid_size(num_classes: int, image_shape, per_class: int = 8) -> tuple[int, int]:
@@ -61,16 +77,4 @@ def save_grid(real: ImageSet, fake: ImageSet, path: Path, per_class: int = 8, se
             cells += list(picked) + [blank] * (per_class - len(picked))
             if gap:
                 cells.append(blank)
-    grid = make_grid(cells, nrow=2 * per_class + 1, padding=PADDING, pad_value=1.0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
-        save_image(grid, tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_png(make_grid(cells, nrow=2 * per_class + 1, padding=PADDING, pad_value=1.0), path)

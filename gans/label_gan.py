@@ -74,8 +74,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +81,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from ..benchmarks.contract import Context
 from ..benchmarks.contract.errors import UsageError
@@ -92,6 +90,7 @@ from ..data_recipes.imageset import ImageSet
 from ..data_recipes.recipes import midpoint_minority
 from ..data_recipes.segset import SegSet
 from .base import GenerativeOversampler, deficits, frozen, optimise
+from .grid import grid_scale, save_png
 from .nets import to_signed, to_uint8
 from .object_crops import resize
 from .pix2pix import MultiScaleDiscriminator, UNetGenerator, one_hot
@@ -353,7 +352,7 @@ def colourise(mask: torch.Tensor, K: int) -> torch.Tensor:
 def save_pairs_grid(real: SegSet, fake: SegSet, path: Path, rows: int = 8, seed: int = 0) -> Path:
     """PNG: per row a real training pair (colourised map | image), a blank gap, a generated pair
     (its rebalanced map | generated image); seeded choices, cells padded to the largest image,
-    grey images as RGB, upscaled (nearest) to >= 32 px."""
+    grey images as RGB, upscaled (nearest) to >= 96 px."""
     g = torch.Generator().manual_seed(int(seed))
     K = real.num_classes
     rows = min(rows, len(real), len(fake))
@@ -362,7 +361,7 @@ def save_pairs_grid(real: SegSet, fake: SegSet, path: Path, rows: int = 8, seed:
     chosen = [(real, i) for i in pick_r] + [(fake, i) for i in pick_f]
     H = max(int(s.masks[i].shape[0]) for s, i in chosen)
     W = max(int(s.masks[i].shape[1]) for s, i in chosen)
-    scale = max(1, -(-32 // max(H, W)))
+    scale = grid_scale((1, H, W), 96)
 
     def cell(x: torch.Tensor) -> torch.Tensor:
         x = x.float().div(255.0)
@@ -377,19 +376,7 @@ def save_pairs_grid(real: SegSet, fake: SegSet, path: Path, rows: int = 8, seed:
             cells += [cell(colourise(s.masks[i], K)), cell(s.images[i])]
             if s is real:
                 cells.append(torch.ones(3, H * scale, W * scale))
-    grid = make_grid(cells, nrow=5, padding=1, pad_value=1.0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)
-        save_image(grid, tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return save_png(make_grid(cells, nrow=5, padding=1, pad_value=1.0), path)
 
 
 # ---------------------------------------------------------------- the method

@@ -38,3 +38,20 @@ def cell_context(track: str, cell: dict, runtime: dict, source, imb, progress, *
         artifacts_dir=Path(runtime["out"]) / "samples" if runtime.get("out") else None,
         artifact_stem=runtime.get("record_stem", "cell"), test=imb.test, **counts,
     )
+
+
+def channel_stats(images: list[torch.Tensor]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (floored at 1e-3) of uint8 images (C, H, W) of any sizes, in [0, 1],
+    accumulated image by image in float64: what a detector's or segmenter's input is normalised with."""
+    C = int(images[0].shape[0])
+    total = torch.zeros(C, dtype=torch.float64)
+    squares = torch.zeros(C, dtype=torch.float64)
+    n = 0
+    for img in images:
+        x = img.reshape(C, -1).double() / 255.0
+        total += x.sum(1)
+        squares += (x * x).sum(1)
+        n += x.shape[1]
+    mean = total / n
+    var = (squares - n * mean * mean) / max(n - 1, 1)
+    return mean.tolist(), var.clamp_min(0).sqrt().clamp_min(1e-3).tolist()

@@ -158,8 +158,8 @@ def test_sample_quality_and_grid(tmp_path):
     png = tmp_path / "samples" / "cell.png"
     assert ctx.record["samples_png"] == str(png)
     rows = min(8, len(train), len(out) - len(train))
-    with Image.open(png) as im:  # 5 cells of 32 px (16 px upscaled x2) a row, 1 px padding
-        assert im.size == (5 * 33 + 1, rows * 33 + 1)
+    with Image.open(png) as im:  # 5 cells of 96 px (16 px upscaled x6) a row, 1 px padding
+        assert im.size == (5 * 97 + 1, rows * 97 + 1)
 
 
 def test_region_crops_cover_every_class_region():

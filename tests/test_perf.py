@@ -55,3 +55,18 @@ def test_quick_detection_cell(benchmark, recipe):
     outcome = benchmark.pedantic(lambda: track.run(cell, METHODS.get("erm")(), {"device": "cpu"}, False),
                                  rounds=2, iterations=1)
     assert outcome.metrics["ap"] > 0.05
+
+
+@pytest.mark.parametrize("method", ["erm", "lovasz"])
+def test_quick_segmentation_cell(benchmark, method):
+    """One quick-profile segmentation cell (digit-scenes at 32 px, rare-pixels IR 10, unet): the unit
+    of the segmentation grid of `imbench run` (96 cells on 2 workers; erm is the cheapest kind,
+    lovasz the costliest loss; the GAN methods' extra seconds are in their records' timings)."""
+    suite = {"name": "perf", "grids": [{"track": "segmentation", "datasets": ["digit-scenes"],
+             "recipes": [{"name": "rare-pixels", "ir": 10}], "methods": [method], "models": ["unet"],
+             "seeds": [0], "profile": "quick", "image_size": 32}]}
+    cell = expand(suite, Overrides())[0]
+    track = get_track("segmentation")
+    outcome = benchmark.pedantic(lambda: track.run(cell, METHODS.get(method)(), {"device": "cpu"}, False),
+                                 rounds=2, iterations=1)
+    assert outcome.metrics["miou"] > 0.1

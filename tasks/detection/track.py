@@ -25,23 +25,6 @@ def _input_size(scenes) -> int:
     return max(max(int(img.shape[1]), int(img.shape[2])) for img in scenes.images)
 
 
-def _normalisation(scenes) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the recipe's training images (what the detector's transform
-    normalises with), accumulated image by image in float64."""
-    C = scenes.channels
-    total = torch.zeros(C, dtype=torch.float64)
-    squares = torch.zeros(C, dtype=torch.float64)
-    n = 0
-    for img in scenes.images:
-        x = img.reshape(C, -1).double() / 255.0
-        total += x.sum(1)
-        squares += (x * x).sum(1)
-        n += x.shape[1]
-    mean = total / n
-    var = (squares - n * mean * mean) / max(n - 1, 1)
-    return mean.tolist(), var.clamp_min(0).sqrt().clamp_min(1e-3).tolist()
-
-
 class DetectionTrack(Track):
     name = "detection"
     summary = "object-level imbalance: rare object classes, small objects, occlusion, foreground/background"
@@ -82,7 +65,7 @@ class DetectionTrack(Track):
         seed = int(cell["seed"])
         K = len(imb.class_names)
         size = _input_size(imb.train)
-        mean, std = _normalisation(imb.train)
+        mean, std = cells.channel_stats(imb.train.images)
         torch.manual_seed(seed)
         model = build_detector(cell["model"], num_classes=K, in_channels=imb.train.channels, image_size=size,
                                mean=mean, std=std)

@@ -21,22 +21,6 @@ def load_cell_data(cell: dict, runtime: dict):
                                 image_size=cell["dataset"].get("image_size"))
 
 
-def normalisation(segset) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the recipe's training images, in float64."""
-    C = int(segset.images[0].shape[0])
-    total = torch.zeros(C, dtype=torch.float64)
-    squares = torch.zeros(C, dtype=torch.float64)
-    n = 0
-    for img in segset.images:
-        x = img.reshape(C, -1).double() / 255.0
-        total += x.sum(1)
-        squares += (x * x).sum(1)
-        n += x.shape[1]
-    mean = total / n
-    var = (squares - n * mean * mean) / max(n - 1, 1)
-    return mean.tolist(), var.clamp_min(0).sqrt().clamp_min(1e-3).tolist()
-
-
 class SegmentationTrack(Track):
     name = "segmentation"
     summary = "pixel-level imbalance: rare classes by pixel share, foreground/background, occlusion"
@@ -72,7 +56,7 @@ class SegmentationTrack(Track):
         source, imb = load_cell_data(cell, runtime)
         seed = int(cell["seed"])
         K = len(imb.class_names)
-        mean, std = normalisation(imb.train)
+        mean, std = cells.channel_stats(imb.train.images)
         torch.manual_seed(seed)
         model = build_segmenter(cell["model"], num_classes=K, in_channels=len(mean), mean=mean, std=std)
         ctx = cells.cell_context(self.name, cell, runtime, source, imb, progress,
