@@ -127,16 +127,16 @@ def floor(x: float) -> int:
     return math.floor(x + 1e-9 * max(1.0, abs(x)))
 
 
-class RecipeContext:
-    """The inputs of a recipe function and the seeded helpers they share."""
+class SeededContext:
+    """What every recipe function (image-level here, scene-level in ``scenes/recipes.py``) gets: the
+    source, its splits, the resolved parameters, the seed, the class order (``class_order``:
+    ``index`` or a seeded ``random`` permutation) and independent seeded generators."""
 
     def __init__(self, source: Source, name: str, params: dict, seed: int):
         self.source, self.name, self.params, self.seed = source, name, params, seed
         self.train, self.test = source.train, source.test
-        self.num_classes = self.train.num_classes
-        labels = self.train.labels.numpy()
-        self.class_index = [np.flatnonzero(labels == c) for c in range(self.num_classes)]
-        self.available = [len(i) for i in self.class_index]
+        self.class_names = list(self.train.class_names)
+        self.num_classes = len(self.class_names)
         if params.get("class_order", "index") == "random":
             self.order = [int(c) for c in self.rng(ORDER_STREAM).permutation(self.num_classes)]
         else:
@@ -147,7 +147,17 @@ class RecipeContext:
         return np.random.default_rng(np.random.SeedSequence([self.seed, *stream]))
 
     def class_label(self, c: int) -> str:
-        return f"{c} ({self.train.class_names[c]!r})"
+        return f"{c} ({self.class_names[c]!r})"
+
+
+class RecipeContext(SeededContext):
+    """The inputs of an image-level recipe function: also each class's item indices."""
+
+    def __init__(self, source: Source, name: str, params: dict, seed: int):
+        super().__init__(source, name, params, seed)
+        labels = self.train.labels.numpy()
+        self.class_index = [np.flatnonzero(labels == c) for c in range(self.num_classes)]
+        self.available = [len(i) for i in self.class_index]
 
     def take(self, c: int, n: int) -> np.ndarray:
         """``n`` indices of class ``c``: the first ``n`` of a seeded permutation, sorted."""

@@ -111,6 +111,9 @@ class GenerativeOversampler(Method, ABC):
     family = "gan"
     tracks = ("classification",)
     defaults = {"blend": "full"}
+    # parameters that change how many / which samples are drawn or used, not the generator:
+    # left out of the generator cache key (a rerun with another blend reuses the trained GAN)
+    sampling_only: tuple[str, ...] = ("blend",)
 
     def check(self) -> None:
         check_blend(self.name, str(self.params["blend"]))
@@ -201,7 +204,7 @@ class GenerativeOversampler(Method, ABC):
             files.append(Path(own))
         for f in files:
             code.update(f.read_bytes())
-        key = {"method": self.name, "params": {k: v for k, v in self.params.items() if k != "blend"},
+        key = {"method": self.name, "params": {k: v for k, v in self.params.items() if k not in self.sampling_only},
                "data": ctx.data_key, "seed": ctx.seed, "counts": train.counts(), "shape": list(train.image_shape), "budget": budget,
                "code": [CODE_VERSION, code.hexdigest()]}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]

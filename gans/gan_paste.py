@@ -77,7 +77,6 @@ from .object_crops import MAX_OCCLUSION, box_pixels, object_crops, resize
 
 MIN_VISIBLE = 4  # pixels a pasted object's mask needs (the composer's min_visible)
 POSITIONS, SIZES = 25, 3
-PASTE_ONLY = ("max_cover", "per_image")  # parameters that do not change the generator
 
 
 def render(crop: torch.Tensor, h: int, w: int):
@@ -181,6 +180,7 @@ class GanPaste(CGAN):
     training scenes (see the module docstring)."""
 
     name = "gan-paste"
+    sampling_only = ("blend", "max_cover", "per_image")  # the pasting, not the generator: not in the cache key
     tracks = ("detection",)
     summary = "conditional GAN of object crops + masks; rare-class objects generated and pasted into scene copies"
     reference = ("Tripathi, Chandra, Agrawal, Tyagi, Rehg & Chari, Learning to Generate Synthetic Data via "
@@ -199,15 +199,6 @@ class GanPaste(CGAN):
             raise UsageError(f"method 'gan-paste': max_occlusion must be in (0, 1], got {self.params['max_occlusion']}")
         if not 0.0 <= float(self.params["max_cover"]) <= 1.0:
             raise UsageError(f"method 'gan-paste': max_cover must be in [0, 1], got {self.params['max_cover']}")
-
-    def _cache_path(self, train, ctx: Context, budget: dict):
-        """The generator cache of ``gans/base.py``, keyed without the pasting parameters."""
-        params = self.params
-        self.params = {k: v for k, v in params.items() if k not in PASTE_ONLY}
-        try:
-            return super()._cache_path(train, ctx, budget)
-        finally:
-            self.params = params
 
     def crops(self, scenes: SceneSet):
         return object_crops(scenes, int(self.params["crop_size"]), float(self.params["max_occlusion"]))

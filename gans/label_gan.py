@@ -99,7 +99,6 @@ MIN_PIXELS = 4  # a region smaller than this is a speck, not a shape (unless a c
 POSITIONS, REGIONS = 25, 3
 HOST_SHARE = 4  # hosts: the emptiest quarter of the candidate maps
 QUALITY_CROP = 12  # px side of the region crops FID / KID are measured on (gan-paste's crop size)
-PASTE_ONLY = ("per_image",)  # parameters of step 2 that do not change the generator (and blend)
 EIGHT = np.ones((3, 3), dtype=bool)
 
 
@@ -385,6 +384,7 @@ class LabelGan(GenerativeOversampler):
     """Rebalanced label maps rendered by a pix2pix-style conditional GAN (module docstring)."""
 
     name = "label-gan"
+    sampling_only = ("blend", "per_image")  # step 2, not the generator: not in the cache key
     tracks = ("segmentation",)
     summary = ("label maps rebalanced with real rare-class regions, rendered into images by a pix2pix "
                "conditional GAN trained on the training pairs")
@@ -488,15 +488,6 @@ class LabelGan(GenerativeOversampler):
         ctx.note("label_gan", {**note, "reached": out.pixel_counts(), "window": pairs.crop})
         self._quality(train, new, fill, ctx, budget)
         return out
-
-    def _cache_path(self, train, ctx: Context, budget: dict):
-        """The generator cache of ``gans/base.py``, keyed without the step-2 parameters."""
-        params = self.params
-        self.params = {k: v for k, v in params.items() if k not in PASTE_ONLY}
-        try:
-            return super()._cache_path(train, ctx, budget)
-        finally:
-            self.params = params
 
     def _quality(self, train: SegSet, new: SegSet, fill: list[int], ctx: Context, budget: dict) -> None:
         """FID / KID / GAN-test of the generated images' region crops vs the source's; the grid."""

@@ -2,6 +2,7 @@
 run was planned on) and build the :class:`Context` its method's hooks receive."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -55,3 +56,21 @@ def channel_stats(images: list[torch.Tensor]) -> tuple[list[float], list[float]]
     mean = total / n
     var = (squares - n * mean * mean) / max(n - 1, 1)
     return mean.tolist(), var.clamp_min(0).sqrt().clamp_min(1e-3).tolist()
+
+
+def prepare_and_fit(method, imb, ctx: Context, model, fit, *, seed: int, device, progress) -> tuple:
+    """The method's ``prepare`` on the recipe's split, ``adapt_model``, then ``fit(model, train, method,
+    ctx, progress=..., reference_size=...)`` (the detection and segmentation order); returns
+    ``(train, model, history, training, timings)`` with ``prepare_s`` and ``train_s``. The global
+    stream is re-seeded before training: what ``prepare`` or ``adapt_model`` drew from it (a GAN
+    trained or loaded from the cache) must not change training (Faster R-CNN's samplers draw from it)."""
+    timings = {}
+    t = time.perf_counter()
+    train = method.prepare(imb.train, ctx)
+    timings["prepare_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    model = method.adapt_model(model, ctx).to(device)
+    torch.manual_seed(seed)
+    history, training = fit(model, train, method, ctx, progress=progress, reference_size=len(imb.train))
+    timings["train_s"] = time.perf_counter() - t
+    return train, model, history, training, timings

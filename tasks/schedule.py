@@ -16,6 +16,17 @@ from ..benchmarks.contract.method import RepeatFactors
 from ..benchmarks.contract.track import DivergenceError
 
 BUDGET_UNITS = ("steps", "epochs")
+FLIP_POLICIES = ("none", "hflip", "auto")  # the protocol augmentation of the scene tracks
+
+
+def flip_policy(name: str, channels: int, track: str) -> str:
+    """The profile's ``augment`` of a scene track (detection, segmentation) resolved: ``auto`` is
+    ``hflip`` for RGB images, ``none`` for grey digits, whose flips are other glyphs."""
+    if name not in FLIP_POLICIES:
+        raise ValueError(f"{track} augment must be one of {', '.join(FLIP_POLICIES)}, got {name!r}")
+    if name == "auto":
+        return "hflip" if channels == 3 else "none"
+    return name
 
 
 def learning_rate(epoch: int, budget: dict) -> float:

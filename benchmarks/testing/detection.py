@@ -77,6 +77,17 @@ def _check_scenes(cls: type[Method], prepared, train: SceneSet) -> None:
             assert t["masks"].shape == (n, H, W), f"{name}: masks misaligned"
 
 
+def image_sampling(cls: type[Method], plan, n: int) -> torch.Tensor | None:
+    """A ``sampler`` hook's output over ``n`` images (weights or ``RepeatFactors``) as float64
+    factors, checked: one per image, finite, non-negative, not all zero; None stays None."""
+    if plan is None:
+        return None
+    w = plan.factors if isinstance(plan, RepeatFactors) else torch.as_tensor(plan, dtype=torch.float64)
+    assert w.shape == (n,), f"{cls.name}: sampler must give one weight or factor per image"
+    assert torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0, f"{cls.name}: bad sampler output"
+    return w
+
+
 def _digest(images, targets) -> tuple:
     return (torch.cat([i.reshape(-1) for i in images]).float(),
             torch.cat([t["boxes"].as_subclass(torch.Tensor).reshape(-1) for t in targets] + [torch.zeros(0)]),
@@ -99,11 +110,8 @@ def run_hooks(cls: type[Method], seed: int) -> dict:
         out[f"{model_name}:prepared"] = _digest(prepared.images, prepared.targets)
         detector = method.adapt_model(_tiny_detector(train, model_name), ctx)
         assert isinstance(detector, torch.nn.Module), f"{cls.name}: adapt_model must return the detector"
-        plan = method.sampler(prepared, ctx)
-        if plan is not None:
-            w = plan.factors if isinstance(plan, RepeatFactors) else torch.as_tensor(plan, dtype=torch.float64)
-            assert w.shape == (len(prepared),), f"{cls.name}: sampler must give one weight or factor per image"
-            assert torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0, f"{cls.name}: bad sampler output"
+        w = image_sampling(cls, method.sampler(prepared, ctx), len(prepared))
+        if w is not None:
             out[f"{model_name}:sampler"] = w
         detector.cls_loss = method.criterion(ctx)
         detector.train()

@@ -7,8 +7,9 @@ import json
 
 import torch
 
-from ..benchmarks.contract import Context, Method, RepeatFactors
+from ..benchmarks.contract import Context, Method
 from ..data_recipes.segset import SegSet
+from .detection import image_sampling
 
 SIZE = 32
 VOID = 255
@@ -82,11 +83,8 @@ def run_hooks(cls: type[Method], seed: int) -> dict:
                                          torch.cat([m.reshape(-1) for m in prepared.masks]))
         model = method.adapt_model(_tiny_segmenter(train, model_name), ctx)
         assert isinstance(model, torch.nn.Module), f"{cls.name}: adapt_model must return the segmenter"
-        plan = method.sampler(prepared, ctx)
-        if plan is not None:
-            w = plan.factors if isinstance(plan, RepeatFactors) else torch.as_tensor(plan, dtype=torch.float64)
-            assert w.shape == (len(prepared),), f"{cls.name}: sampler must give one weight or factor per image"
-            assert torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0, f"{cls.name}: bad sampler output"
+        w = image_sampling(cls, method.sampler(prepared, ctx), len(prepared))
+        if w is not None:
             out[f"{model_name}:sampler"] = w
         loss_fn = method.criterion(ctx) or pixel_ce(VOID)
         model.train()

@@ -44,6 +44,7 @@ from ..recipes import (
     CLASS_ORDERS,
     Imbalanced,
     RecipeSpec,
+    SeededContext,
     _convert,
     check_range,
     floor,
@@ -54,7 +55,7 @@ from . import SCENE_RECIPES
 from .compose import SIZE_BUCKETS, bucket_counts, cut_into_images, object_specs
 from .digit_scenes import TRAIN_OCCLUSION_SHARES
 
-ORDER_STREAM, PLAN_STREAM, SELECT_STREAM = 0, 11, 12
+PLAN_STREAM, SELECT_STREAM = 11, 12  # the class-order stream (0) is SeededContext's
 PROFILES = ("longtail", "step")
 MAX_OBJECTS_LIMIT = 6
 FG_MAX_OBJECTS = 3
@@ -73,25 +74,12 @@ class SceneSelection:
     index: np.ndarray | None = None
 
 
-class SceneContext:
-    """The inputs of a scene recipe and the seeded helpers they share."""
+class SceneContext(SeededContext):
+    """The inputs of a scene recipe (also the source's composer) and the seeded helpers they share."""
 
     def __init__(self, source: Source, name: str, params: dict, seed: int):
-        self.source, self.name, self.params, self.seed = source, name, params, seed
-        self.train, self.test = source.train, source.test
+        super().__init__(source, name, params, seed)
         self.composer = source.composer
-        self.class_names = list(self.train.class_names)
-        self.num_classes = len(self.class_names)
-        if params.get("class_order", "index") == "random":
-            self.order = [int(c) for c in self.rng(ORDER_STREAM).permutation(self.num_classes)]
-        else:
-            self.order = list(range(self.num_classes))
-
-    def rng(self, *stream: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence([self.seed, *stream]))
-
-    def class_label(self, c: int) -> str:
-        return f"{c} ({self.class_names[c]!r})"
 
     def need_composer(self):
         if self.composer is None:

@@ -72,18 +72,8 @@ class DetectionTrack(Track):
         ctx = cells.cell_context(self.name, cell, runtime, source, imb, progress,
                                  instance_counts=imb.train.instance_counts(),
                                  image_counts=imb.train.image_counts(), model_info=model.info())
-        timings = {}
-        t = time.perf_counter()
-        train = method.prepare(imb.train, ctx)
-        timings["prepare_s"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        model = method.adapt_model(model, ctx).to(device)
-        # what prepare or adapt_model drew from the global stream (a GAN trained or loaded from
-        # the cache) must not change training: Faster R-CNN's samplers draw from it
-        torch.manual_seed(seed)
-        history, training = fit(model, train, method, ctx, progress=progress, reference_size=len(imb.train))
-        timings["train_s"] = time.perf_counter() - t
+        train, model, history, training, timings = cells.prepare_and_fit(
+            method, imb, ctx, model, fit, seed=seed, device=device, progress=progress)
 
         t = time.perf_counter()
         predictions = predict(model, imb.test.images, device)

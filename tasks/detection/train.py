@@ -29,17 +29,9 @@ from torchvision.transforms.v2 import functional as TF
 
 from ...benchmarks.contract import Context, Method
 from ...data_recipes.sceneset import SceneSet
-from ..schedule import epoch_plan, sgd, train_epochs, training_record
+from ..schedule import FLIP_POLICIES, epoch_plan, flip_policy, sgd, train_epochs, training_record
 
-AUGMENT = ("none", "hflip", "auto")
-
-
-def protocol_augment(name: str, channels: int) -> str:
-    if name not in AUGMENT:
-        raise ValueError(f"detection augment must be one of {', '.join(AUGMENT)}, got {name!r}")
-    if name == "auto":
-        return "hflip" if channels == 3 else "none"
-    return name
+AUGMENT = FLIP_POLICIES
 
 
 def hflip(images: list[torch.Tensor], targets: list[dict], gen: torch.Generator):
@@ -79,7 +71,7 @@ def fit(model, train: SceneSet, method: Method, ctx: Context, progress: bool = F
         cls_loss = cls_loss.to(device)
     model.cls_loss = cls_loss
     optimizer = sgd([p for p in model.parameters() if p.requires_grad], budget)
-    policy = protocol_augment(budget.get("augment", "none"), train.channels)
+    policy = flip_policy(budget.get("augment", "none"), train.channels, "detection")
     aug_gen = ctx.generator("protocol-augment")
 
     def batch_loss(idx):

@@ -24,18 +24,10 @@ import torch
 
 from ...benchmarks.contract import Context, Method
 from ...data_recipes.segset import SegSet
-from ..schedule import epoch_plan, sgd, train_epochs, training_record
+from ..schedule import FLIP_POLICIES, epoch_plan, flip_policy, sgd, train_epochs, training_record
 from .losses import PixelCE
 
-AUGMENT = ("none", "hflip", "auto")
-
-
-def protocol_augment(name: str, channels: int) -> str:
-    if name not in AUGMENT:
-        raise ValueError(f"segmentation augment must be one of {', '.join(AUGMENT)}, got {name!r}")
-    if name == "auto":
-        return "hflip" if channels == 3 else "none"
-    return name
+AUGMENT = FLIP_POLICIES
 
 
 def collate(images: list[torch.Tensor], masks: list[torch.Tensor], ignore_index: int, device
@@ -76,7 +68,7 @@ def fit(model, train: SegSet, method: Method, ctx: Context, progress: bool = Fal
     loss_fn = criterion if criterion is not None else pixel_ce(train.ignore_index)
     optimizer = sgd([p for p in model.parameters() if p.requires_grad], budget)
     channels = int(train.images[0].shape[0]) if len(train) else 1
-    policy = protocol_augment(budget.get("augment", "none"), channels)
+    policy = flip_policy(budget.get("augment", "none"), channels, "segmentation")
     aug_gen = ctx.generator("protocol-augment")
 
     def batch_loss(idx):
