@@ -71,6 +71,22 @@ def frozen(*nets: torch.nn.Module):
             net.requires_grad_(True)
 
 
+def seeded_streams(seed: int, device) -> contextlib.AbstractContextManager:
+    """A block whose random streams start from ``seed`` -- the CPU generator and, on CUDA, the
+    device's -- and are restored afterwards, so the caller's (the trained model's) streams are
+    left as they were."""
+    device = torch.device(device)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+
+    @contextlib.contextmanager
+    def block():
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(int(seed))
+            yield
+
+    return block()
+
+
 class CollapseError(RuntimeError):
     """The generator's samples of a class are (nearly) all the same image."""
 

@@ -61,6 +61,7 @@ from ..data_recipes.imageset import ImageSet
 from ..tasks.classification import train as trainer  # looked up at call time (tests patch fit)
 from ..tasks.classification.models import build_model
 from .features import budget as classifier_budget
+from .base import seeded_streams
 
 MODEL = "small-cnn"
 CAS_NOTES = ("CAS (Ravuri & Vinyals 2019, = GAN-train): small-cnn trained on n_max generated images of each "
@@ -87,8 +88,7 @@ def train_classifier(data: ImageSet, *, device, epochs: int, init_seed: int, see
     ctx = Context(track="classification", class_names=list(data.class_names), instance_counts=data.counts(),
                   minority=[], seed=int(seed), device=device, budget=classifier_budget(epochs), dataset="cas",
                   quiet=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(init_seed))
+    with seeded_streams(init_seed, device):
         model = build_model(MODEL, in_channels=C, num_classes=data.num_classes, image_size=(H, W),
                             mean=mean, std=std).to(device)
         trainer.fit(model, data, PlainCrossEntropy(), ctx, progress=False)

@@ -89,7 +89,7 @@ from ..benchmarks.contract.method import register_method
 from ..data_recipes.imageset import ImageSet
 from ..data_recipes.recipes import midpoint_minority
 from ..data_recipes.segset import SegSet
-from .base import GenerativeOversampler, deficits, frozen, optimise
+from .base import GenerativeOversampler, deficits, frozen, optimise, seeded_streams
 from .grid import grid_scale, save_png
 from .nets import to_signed, to_uint8
 from .object_crops import resize
@@ -449,11 +449,7 @@ class LabelGan(GenerativeOversampler):
     def sample(self, generator: UNetGenerator, labels, train, ctx: Context, gen: torch.Generator):
         """Images for label maps ``labels`` (a list of (H, W) int64 maps; ``gen`` seeds the dropout)."""
         device = torch.device(ctx.device)
-        cuda = []
-        if device.type == "cuda":
-            cuda = [device.index if device.index is not None else torch.cuda.current_device()]
-        with torch.random.fork_rng(devices=cuda):  # the caller's streams are left as they were
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        with seeded_streams(int(torch.randint(2**62, (1,), generator=gen)), device):
             return render(generator, list(labels), device)
 
     # ------------------------------------------------------------ the hook

@@ -111,7 +111,7 @@ def sample_quality(real: ImageSet, fake: ImageSet, classifier: torch.nn.Module, 
         kid.update(r_feat, real=True)
         kid.update(f_feat, real=False)
         with torch.random.fork_rng(devices=[]):  # KID draws subsets from the global CPU RNG
-            torch.manual_seed(seed * 1_000_003 + c)
+            torch.random.default_generator.manual_seed(seed * 1_000_003 + c)
             k_mean, k_std = kid.compute()
         out["kid_per_class"][c], out["kid_std_per_class"][c] = _finite(k_mean), _finite(k_std)
         out["kid_subset_size_per_class"][c] = m

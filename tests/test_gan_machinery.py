@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from imbench.benchmarks.contract.records import read_records
-from imbench.gans.base import CollapseError, deficits
+from imbench.gans.base import CollapseError, deficits, seeded_streams
 from imbench.benchmarks.contract.track import DivergenceError
 from imbench.testing import tiny_context, tiny_imageset
 
@@ -136,3 +136,15 @@ def test_blend_fraction_and_no_cache_from_the_cli(cli, tmp_path):
     assert rec["class_counts"]["synthetic"] == [int(0.5 * (top - n)) for n in rec["class_counts"]["recipe"]]
     assert "gan" not in recs["erm"]["config"]["profile"]["budget"]
     assert not (tmp_path / "cache").exists()
+
+
+def test_seeded_streams_repeat_for_a_seed_and_restore_the_callers_stream():
+    torch.manual_seed(7)
+    expected_after = torch.rand(3)
+    torch.manual_seed(7)
+    with seeded_streams(123, "cpu"):
+        inside = torch.rand(4)
+    with seeded_streams(123, "cpu"):
+        again = torch.rand(4)
+    assert torch.equal(inside, again)  # the block starts from its seed every time
+    assert torch.equal(torch.rand(3), expected_after)  # the caller's stream is where it was
