@@ -28,22 +28,26 @@ How it runs in the track (the ``adversary`` hook, once per training batch):
    frozen is returned; the track adds it to the pixel cross-entropy (``criterion`` stays the
    track's) and takes its one optimiser step.
 
-Choices. ``encoding`` ``basic`` -- the label-map channels beside the image branch, as the paper's
-Stanford Background adversary (two branches); ``product`` and ``scaling`` (tau 0.9, the paper's)
-are there too. Void pixels carry zero label vectors in real and fake pairs alike (see
-``pair_discriminator.py``). The discriminator is that adversary with every width divided by eight
-(``width`` 8: branches 8 and 2 -> 8, trunk 16 / 32 / 64, where the paper has 64, 16 -> 64,
-128 / 256 / 512), fed at half resolution (``downsample`` 2): width 16 at full resolution cost ~30 s
-a cell on one core, width 8 at half resolution adds ~3.5 s to erm's ~6.7 s (same machine, under
-load). The paper tunes ``lam`` per dataset, with networks far larger than ours; here ``lam`` 0.1,
-by measurement:
+Choices. ``encoding`` ``scaling`` (tau 0.9, the paper's Pascal VOC adversary: the image scaled by
+each class's predicted probability) by the selection below; ``basic`` (the label-map channels beside
+the image branch, the paper's Stanford Background adversary) and ``product`` are there too. Void
+pixels carry zero label vectors in real and fake pairs alike (see ``pair_discriminator.py``). The
+discriminator is that adversary with every width divided by eight (``width`` 8: branches 8 and 2 ->
+8, trunk 16 / 32 / 64, where the paper has 64, 16 -> 64, 128 / 256 / 512), fed at half resolution
+(``downsample`` 2): width 16 at full resolution cost ~30 s a cell on one core, width 8 at half
+resolution adds ~3.5 s to erm's ~6.7 s (same machine, under load).
 
-Measured (digit-scenes 32 px, rare-pixels IR 10, quick profile, unet, one core, seeds 0 and 1;
-mIoU mean): erm 0.179; ``basic`` lam 0.01 / 0.1 / 0.5: 0.177 / 0.182 / 0.168; ``scaling``:
-0.181 / 0.177 / 0.160; ``product``: 0.180 / 0.173 / 0.112 (product zeroes the label map where the
-digits' dark canvas is ~0). Rare-class IoU stays ~0 as erm's: the adversarial term asks for
-realistic label maps, not for the rare classes. Cost per cell: 10.3-10.7 s of CPU vs erm's 6.7 s
-in those (shared-machine) runs; ``imbench run segmentation --jobs 2`` (1-thread workers, quiet
+Selection of ``lam`` and ``encoding`` (the paper tunes ``lam`` per dataset, with networks far
+larger than ours), on a *validation* split, never the test split: digit-scenes 32 px, rare-pixels
+IR 10, quick profile, unet; a fixed seeded 20 % of the recipe's 391 training images (78, the same
+for every configuration and seed) is evaluated, the other 313 train; seeds 0-2; the default is the
+argmax of mean validation mIoU over ``{basic, scaling} x lam {0.01, 0.1, 0.5}`` (the same grid as
+``scgan``'s). Validation mIoU: erm 0.180; ``basic`` 0.179 / 0.161 / 0.147; ``scaling`` 0.182 /
+0.168 / 0.174 -- so ``scaling``, ``lam`` 0.01; every configuration is within seed noise of erm
+(std ~0.013) or below it. Rare-class IoU stays ~0 as erm's: the adversarial term asks for
+realistic label maps, not for the rare classes. (An earlier default, ``basic`` at 0.1, had been
+picked on the test split; on validation it is among the worst.) Cost per cell: 10.3-10.7 s of CPU
+vs erm's 6.7 s (shared machine); ``imbench run segmentation --jobs 2`` (1-thread workers, quiet
 machine, seed 0): rare-pixels 11.3 s (erm 6.5), fg-bg 9.3 s (erm 5.7) -- the discriminator adds
 ~15 ms a step (its step on 2 x 16 pairs, then the term's forward and backward).
 
@@ -76,7 +80,7 @@ class AdvSeg(Method):
                "fooled by the segmenter's softmax")
     reference = ("Luc, Couprie, Chintala & Verbeek, Semantic Segmentation using Adversarial Networks, "
                  "NIPS 2016 workshop on adversarial training")
-    defaults = {"lam": 0.1, "encoding": "basic", "tau": 0.9, "width": 8, "downsample": 2, "d_steps": 1,
+    defaults = {"lam": 0.01, "encoding": "scaling", "tau": 0.9, "width": 8, "downsample": 2, "d_steps": 1,
                 "d_lr": DEFAULT_D_LR}
     record_key = "adv_seg"
 
@@ -114,7 +118,7 @@ class AdvSeg(Method):
         """A fresh discriminator (seeded from the cell, without touching the global stream) and
         its optimiser; the record's entry."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(ctx._seed_for(f"{self.name}-discriminator"))
+            torch.random.default_generator.manual_seed(ctx._seed_for(f"{self.name}-discriminator"))
             self.disc = PairDiscriminator(in_channels, ctx.num_classes, self.params["encoding"],
                                           int(self.params["width"]), int(self.params["downsample"])).to(ctx.device)
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=float(self.params["d_lr"]), betas=(0.5, 0.999))
