@@ -28,11 +28,12 @@ How it runs in the track (the ``adversary`` hook, once per training batch):
    frozen is returned; the track adds it to the pixel cross-entropy (``criterion`` stays the
    track's) and takes its one optimiser step.
 
-Choices. ``encoding`` ``scaling`` (tau 0.9, the paper's Pascal VOC adversary: the image scaled by
-each class's predicted probability) by the selection below; ``basic`` (the label-map channels beside
-the image branch, the paper's Stanford Background adversary) and ``product`` are there too. Void
-pixels carry zero label vectors in real and fake pairs alike (see ``pair_discriminator.py``). The
-discriminator is that adversary with every width divided by eight (``width`` 8: branches 8 and 2 ->
+Choices. ``encoding`` ``scaling`` (tau 0.9: real label maps soften the true class to
+``max(tau, s_y)``, so exact one-hot vectors give nothing away; see ``pair_discriminator.py``) by the
+selection below; ``basic`` (the probabilities as they are) and ``product`` (the image times each
+class map) are there too; the label map enters beside the image branch as in the paper's
+Stanford Background adversary. Void pixels carry zero label vectors in real and fake pairs alike.
+The discriminator is that adversary with every width divided by eight (``width`` 8: branches 8 and 2 ->
 8, trunk 16 / 32 / 64, where the paper has 64, 16 -> 64, 128 / 256 / 512), fed at half resolution
 (``downsample`` 2): width 16 at full resolution cost ~30 s a cell on one core, width 8 at half
 resolution adds ~3.5 s to erm's ~6.7 s (same machine, under load).
@@ -46,10 +47,10 @@ argmax of mean validation mIoU over ``{basic, scaling} x lam {0.01, 0.1, 0.5}`` 
 0.168 / 0.174 -- so ``scaling``, ``lam`` 0.01; every configuration is within seed noise of erm
 (std ~0.013) or below it. Rare-class IoU stays ~0 as erm's: the adversarial term asks for
 realistic label maps, not for the rare classes. (An earlier default, ``basic`` at 0.1, had been
-picked on the test split; on validation it is among the worst.) Cost per cell: 10.3-10.7 s of CPU
-vs erm's 6.7 s (shared machine); ``imbench run segmentation --jobs 2`` (1-thread workers, quiet
-machine, seed 0): rare-pixels 11.3 s (erm 6.5), fg-bg 9.3 s (erm 5.7) -- the discriminator adds
-~15 ms a step (its step on 2 x 16 pairs, then the term's forward and backward).
+picked on the test split; on validation it is among the worst.) Cost per cell at the defaults
+(``imbench run segmentation --methods erm,adv-seg,scgan``, 2 one-thread workers, seeds 0-2):
+rare-pixels 7.0-7.6 s (erm 4.3-5.0), fg-bg 5.4-5.7 s (erm 3.1-3.2) -- the discriminator's step on
+the batch's real and fake pairs, then the term's forward and backward.
 
 Noted in the record (``extras.adv_seg``): the settings, and per epoch the discriminator's mean
 loss, its accuracy on real and on fake pairs, and the segmenter's mean adversarial BCE.

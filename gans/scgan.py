@@ -44,10 +44,9 @@ gives 0.239). (An earlier default, ``lam`` 0.01, had been picked on the test spl
 from that earlier development, on the test split at seeds 0-1: the same sampled weightings
 *without* the conditioning (FiLM frozen at the identity) reached 0.267 mIoU where the conditioned
 segmenter reached 0.313 and class-weighted 0.229 -- the gain over class-weighted is the
-conditioning on a range of weightings, not the adversarial term. Cost per cell: 10.4-11.2 s of
-CPU vs erm's 6.7 s (shared machine); ``imbench run segmentation --jobs 2`` (1-thread workers, quiet machine, seed 0): rare-pixels 10.0 s
-(erm 6.5), fg-bg 10.0 s (erm 5.7; mIoU 0.143 vs 0.115) -- the ``adv-seg`` discriminator plus a
-negligible FiLM.
+conditioning on a range of weightings, not the adversarial term. Cost per cell at the defaults
+(2 one-thread workers, seeds 0-2): rare-pixels 7.5-7.6 s (erm 4.3-5.0), fg-bg 5.5-5.8 s (erm
+3.1-3.2) -- ``adv-seg``'s discriminator plus a negligible FiLM.
 
 Noted in the record (``extras.scgan``): the settings, the test weighting, the conditioned
 classifier's module name and width, the discriminator's per-epoch statistics.
