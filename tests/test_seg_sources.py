@@ -11,6 +11,7 @@ from PIL import Image
 
 from imbench.benchmarks.contract.errors import UsageError
 from imbench.data_recipes.segmentation import SEG_SOURCES, load_segset
+from imbench.data_recipes.segmentation.recipes import apply_seg_recipe
 
 MEMBRANE = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012-membrane"
 
@@ -77,6 +78,32 @@ def test_errors_are_one_line(tmp_path):
         load_segset("seg-folder", data_root=tmp_path / "nowhere")
 
 
+def test_value_255_without_classes_json_is_refused_not_made_void(tmp_path):
+    """Binary 0/255 masks: 255 is the void label, so without classes.json the foreground would
+    silently become void (a 256-class head trained on background alone)."""
+    root = write_folder(tmp_path / "binary", values=(0, 255, 255))
+    with pytest.raises(UsageError, match="write classes.json") as err:
+        load_segset("seg-folder", data_root=root)
+    assert "\n" not in str(err.value)
+    (root / "classes.json").write_text(json.dumps({"0": "background", "255": "foreground"}))
+    src = load_segset("seg-folder", data_root=root)
+    assert src.train.class_names == ["background", "foreground"]
+    assert src.train.pixel_counts()[1] == (6 * 8 + 6) * len(src.train)  # no pixel lost to void
+    (root / "classes.json").write_text(json.dumps({str(v): f"c{v}" for v in range(256)}))
+    with pytest.raises(UsageError, match="256 classes; at most 255"):
+        load_segset("seg-folder", data_root=root)
+
+
+def test_natural_minority_ignores_classes_without_training_pixels(tmp_path):
+    root = write_folder(tmp_path / "gap", values=(0, 1, 3))  # class 2 never occurs
+    src = load_segset("seg-folder", data_root=root)
+    imb = apply_seg_recipe(src, "natural", {}, 0)
+    n = len(src.train)
+    assert imb.counts == [(12 * 16 - 6 * 8 - 6) * n, 6 * 8 * n, 0, 6 * n]
+    assert imb.minority == [3]  # below sqrt(138 * 6) per image; with the empty class the cut would be 0
+    assert imb.info["absent_classes"] == [2]
+
+
 @pytest.mark.skipif(not MEMBRANE.exists(), reason="../shared/data/isbi2012-membrane is not beside the checkout")
 def test_real_isbi2012_membranes_are_a_seg_folder():
     src = load_segset("seg-folder", data_root=MEMBRANE)
@@ -88,7 +115,7 @@ def test_real_isbi2012_membranes_are_a_seg_folder():
 
 
 def test_split_lists_must_not_overlap(tmp_path):
-    root = write_folder(tmp_path / "d")
+    root = write_folder(tmp_path / "d", values=(0, 1, 2))
     (root / "splits").mkdir()
     (root / "splits" / "train.txt").write_text("im0\nim1\nim2\n")
     (root / "splits" / "test.txt").write_text("im2\nim3\n")

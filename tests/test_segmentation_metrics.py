@@ -46,6 +46,11 @@ def test_dataset_level_miou_equals_torchmetrics_macro_jaccard_not_a_per_image_me
 def test_absent_classes_have_no_iou_and_bad_input_raises():
     m = segmentation_metrics(torch.tensor([[3, 0, 0], [0, 0, 0], [1, 0, 2]]))
     assert m["per_class_iou"][1] is None and m["miou"] == pytest.approx((3 / 4 + 2 / 3) / 2)
+    # torchmetrics' macro average leaves a class absent from labels and predictions out too
+    pred, label = torch.tensor([0, 0, 1, 1, 0, 1]), torch.tensor([0, 0, 1, 1, 255, 0])
+    ours = segmentation_metrics(confusion_matrix([(pred, label)], 3))
+    ref = MulticlassJaccardIndex(num_classes=3, average="macro", ignore_index=255)(pred, label)
+    assert ours["per_class_iou"][2] is None and ours["miou"] == pytest.approx(float(ref))
     with pytest.raises(ValueError):
         segmentation_metrics(torch.zeros(2, 3))
     with pytest.raises(ValueError):

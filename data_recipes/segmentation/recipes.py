@@ -6,7 +6,10 @@ of the same design -- exact object counts, seeded -- and turns them into label m
 other sources (real layouts, ``seg-folder``) only ``natural`` works.
 
 * ``natural``: the source's training split unchanged. Minority: the classes whose pixel count is
-  below the geometric midpoint ``sqrt(max * min)`` of the pixel counts (ISBI 2012: membrane).
+  below the geometric midpoint ``sqrt(max * min)`` of the pixel counts of the classes that have
+  pixels (ISBI 2012: membrane). A class with no training pixel (a gap in a folder's mask values,
+  a class a small split misses) cannot be learnt: it is not a minority class but listed in
+  ``info["absent_classes"]`` (with it the midpoint would be 0 and no class a minority).
 * ``rare-pixels``: a long tail over the digit classes by pixel share: the scene recipe
   ``rare-class`` (``profile=longtail``/``step``, ``ir``, ``n_max`` objects of the head class, ...)
   sets the object count of every digit class; sizes are even over the size buckets in every
@@ -92,7 +95,10 @@ def apply_seg_recipe(source: Source, name: str, params: dict | None, seed: int) 
     extra: dict = {}
     if scene is None:
         train, index = source.train, np.arange(len(source.train))
-        minority = midpoint_minority(train.pixel_counts()) if train.num_classes > 1 else []
+        pixels = train.pixel_counts()
+        present = [c for c, n in enumerate(pixels) if n > 0]
+        minority = [present[i] for i in midpoint_minority([pixels[c] for c in present])] if len(present) > 1 else []
+        extra = {"absent_classes": [c for c, n in enumerate(pixels) if n == 0]}
     else:
         composer = source.composer
         if composer is None or not hasattr(composer, "scenes"):

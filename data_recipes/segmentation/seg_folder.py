@@ -3,9 +3,12 @@ holding images and label masks of the same file stems, and an optional ``DIR/cla
 
 * ``classes.json`` maps mask values to class names, e.g. ``{"0": "membrane", "255": "cell"}``;
   classes are numbered in increasing value order; a value mapped to ``null`` is void (ignored by
-  losses and metrics). Without it the mask values ``0..K-1`` are the classes (K = the largest
-  value found + 1; names ``"0"..``). A mask value outside the map is a one-line error naming the
-  file.
+  losses and metrics); at most 255 classes (index 255 is the void label). Without it the mask
+  values ``0..K-1`` are the classes (K = the largest value found + 1; names ``"0"..``), and a mask
+  value of 255 or more is an error asking for ``classes.json``: 255 is the void label here, and
+  binary 0/255 masks (ISBI 2012's originals, many medical sets) would otherwise lose their
+  foreground to void without a word. A mask value outside the map is a one-line error naming
+  the file.
 * Split: ``DIR/splits/{train,test}.txt`` (stems, one per line) when present (``"official"``), else a
   seeded image-level split (``--split-seed``, test fraction 0.2), recorded.
 * ``--image-size N``: the longer side becomes N (images bilinear with antialias, masks nearest).
@@ -44,12 +47,18 @@ def _class_map(root: str, masks: list[np.ndarray]) -> tuple[dict[int, int], list
         except (OSError, ValueError, AttributeError, TypeError) as exc:
             raise corrupt(path, "classes.json", exc, hint="write it as {\"mask value\": \"class name\"}") from None
         names = [str(v) for _, v in entries if v is not None]
+        if len(names) > VOID:
+            raise UsageError(f"{path}: {len(names)} classes; at most {VOID} (class index {VOID} is the void label)")
         index, value_map = 0, {}
         for value, name in entries:
             value_map[value] = VOID if name is None else index
             index += name is not None
         return value_map, names, "classes.json"
     top = max((int(m.max()) for m in masks if m.size), default=0)
+    if top >= VOID:
+        raise UsageError(f"dataset {NAME!r}: a mask holds value {top}; without {path} the mask values 0..K-1 are "
+                         f"the classes and {VOID} is the void label -- write classes.json, e.g. "
+                         f"{{\"0\": \"background\", \"255\": \"foreground\"}} ({VOID}: null makes it void)")
     return {v: v for v in range(top + 1)}, [str(v) for v in range(top + 1)], "mask values 0..K-1"
 
 

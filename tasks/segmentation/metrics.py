@@ -7,8 +7,8 @@ labelled ``ignore_index`` (void) are left out; the matrix is torchmetrics'
 ``MulticlassJaccardIndex(average="macro", ignore_index=...)`` on the same pixels (tested).
 
 * ``per_class_iou[c]`` = TP / (TP + FP + FN); a class with no pixel in either the ground truth or
-  the predictions has no IoU (``None``) and is left out of the means (torchmetrics counts it as 0:
-  the test sets of the benchmark hold every class, where both agree);
+  the predictions has no IoU (``None``) and is left out of the means -- as torchmetrics 1.9's
+  macro average leaves it out (its ``average="none"`` reports 0 for such a class);
 * ``miou`` the mean of the per-class IoUs; ``rare_iou`` their mean over the recipe's minority
   classes; ``mean_dice`` the mean of 2 TP / (2 TP + FP + FN);
 * ``pixel_accuracy`` = trace / total; ``fw_iou`` = Σ_c (pixels of c / total) · IoU_c.
