@@ -17,13 +17,25 @@ JOBS_ENV = "IMBENCH_JOBS"  # the default of --jobs when the flag is not given (e
 
 
 class SerialExecutor:
-    """Runs cells one after another in this process (the default; per-epoch progress)."""
+    """Runs cells one after another in this process (per-epoch progress), with ``threads`` torch
+    threads while it runs (None: torch's default, untouched)."""
 
     jobs = 1
 
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+
     def run(self, fn: Callable, tasks: Iterable[tuple]) -> Iterator:
-        for args in tasks:
-            yield fn(*args)
+        import torch
+
+        before = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            for args in tasks:
+                yield fn(*args)
+        finally:
+            torch.set_num_threads(before)
 
 
 def _init_worker(threads: int) -> None:
@@ -69,9 +81,7 @@ def resolve_jobs(spec: str | int | None, *, device: str, cells: int, cores: int 
     (cells share one GPU; a single process keeps it busy). A number N >= 1 is taken as given;
     1 runs in this process, with per-epoch progress.
     """
-    if spec is None:
-        spec = os.environ.get(JOBS_ENV) or "auto"
-    text = str(spec).strip().lower()
+    text = _spec(spec)
     if text == "auto":
         if device != "cpu":
             return 1
@@ -85,5 +95,18 @@ def resolve_jobs(spec: str | int | None, *, device: str, cells: int, cores: int 
     return jobs
 
 
-def make_executor(jobs: int) -> SerialExecutor | PoolExecutor:
-    return SerialExecutor() if jobs <= 1 else PoolExecutor(jobs)
+def _spec(spec: str | int | None) -> str:
+    """``--jobs`` as given, else ``$IMBENCH_JOBS``, else ``auto``; lower-cased text."""
+    if spec is None:
+        spec = os.environ.get(JOBS_ENV) or "auto"
+    return str(spec).strip().lower()
+
+
+def make_executor(jobs: int, spec: str | int | None = None, device: str = "cpu") -> SerialExecutor | PoolExecutor:
+    """The executor for ``jobs`` workers. Under ``auto`` on a CPU every cell computes with one
+    torch thread -- in a worker, or in this process when one worker is all there is (one cell,
+    one core) -- so a cell's numbers do not depend on how many cells or cores the run has; an
+    explicit ``--jobs 1`` keeps torch's default thread count (the record says which)."""
+    if jobs > 1:
+        return PoolExecutor(jobs)
+    return SerialExecutor(threads=1 if _spec(spec) == "auto" and device == "cpu" else None)

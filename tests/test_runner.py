@@ -135,6 +135,27 @@ def test_auto_jobs_is_one_worker_per_core_on_cpu_and_one_on_cuda(monkeypatch):
     assert resolve_jobs(None, device="cpu", cells=120, cores=2) == 2
 
 
+def test_auto_computes_with_one_thread_even_when_one_cell_runs_in_process(cli, tmp_path, monkeypatch):
+    """A cell's numbers depend on the thread count; under auto a lone cell (run in this process)
+    must get the one thread a pool worker gets, or the same cell differs between a 1-cell and a
+    many-cell run. An explicit --jobs 1 keeps torch's default."""
+    import torch
+
+    monkeypatch.delenv("IMBENCH_JOBS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        args = ("run", "classification", "--methods", "erm", "--seeds", "0", *SMOKE)
+        assert cli(*args, "--out", tmp_path / "auto")[0] == 0
+        assert torch.get_num_threads() == 2  # restored after the run
+        assert cli(*args, "--jobs", "1", "--out", tmp_path / "one")[0] == 0
+    finally:
+        torch.set_num_threads(before)
+    (auto,) = read_records(tmp_path / "auto")
+    (one,) = read_records(tmp_path / "one")
+    assert auto["threads"] == 1 and one["threads"] == 2
+
+
 @pytest.mark.parametrize("bad", ["0", "-1", "two"])
 def test_bad_jobs_is_a_usage_error(cli, tmp_path, bad):
     code, _, err = cli("run", "classification", "--methods", "erm", "--seeds", "0", "--jobs", bad, "--out", tmp_path / "o", *SMOKE)
