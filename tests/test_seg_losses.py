@@ -115,6 +115,19 @@ def test_per_image_dice_is_monai_per_image_on_the_labelled_pixels():
     assert torch.allclose(loss(logits, labels), torch.stack(per_image).mean(), atol=1e-6)
 
 
+@pytest.mark.parametrize("name", REGION)
+@pytest.mark.parametrize("per_image", [False, True])
+def test_an_all_void_image_changes_no_region_loss(name, per_image):
+    """An image with no labelled pixel has nothing to score: per image it must not add a 0 term
+    that dilutes the mean (batch dice is unchanged by it anyway)."""
+    loss, _ = criterion(name, batch=not per_image)
+    logits, labels = batch(B=2, void=0.3, seed=5)
+    extra = labels[:1].clone().fill_(VOID)
+    alone = loss(logits, labels)
+    with_void = loss(torch.cat([logits, 5 * torch.randn_like(logits[:1])]), torch.cat([labels, extra]))
+    assert torch.allclose(alone, with_void, atol=1e-6), (alone, with_void)
+
+
 def test_masking_agrees_with_monai_ignore_index_where_monai_has_one():
     logits, labels = batch(void=0.3, seed=4)
     for name, own in [("dice", DiceLoss), ("tversky", TverskyLoss)]:

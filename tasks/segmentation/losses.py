@@ -53,15 +53,20 @@ def masked_inputs(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int
 
 class VoidMasked(nn.Module):
     """A region loss ``region(probabilities, one-hot target)`` (a MONAI loss built with
-    ``softmax=False, to_onehot_y=False``) applied to ``(logits, labels)`` with void zeroed in both."""
+    ``softmax=False, to_onehot_y=False``) applied to ``(logits, labels)`` with void zeroed in both.
+    Images with no labelled pixel are left out: per image (``batch=False``) each would add a 0
+    term and dilute the mean; over the batch they add nothing either way."""
 
     def __init__(self, region: nn.Module, ignore_index: int):
         super().__init__()
         self.region, self.ignore_index = region, int(ignore_index)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if not (labels != self.ignore_index).any():
+        labelled = (labels != self.ignore_index).flatten(1).any(1)
+        if not labelled.any():
             return _zero(logits)
+        if not labelled.all():
+            logits, labels = logits[labelled], labels[labelled]
         return self.region(*masked_inputs(logits, labels, self.ignore_index))
 
 
