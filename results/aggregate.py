@@ -4,7 +4,8 @@
 precisely, per (setting, metric), a *setting* being a cell without its seeds — with:
 
 * ``mean``, ``std`` (sample std, ddof = 1; NaN for a single seed: nothing is shown as 0 ± 0),
-  ``n_seeds`` (successful cells: training seeds x subset seeds), ``n_failed``;
+  ``n_seeds`` (the seeds the mean is over: successful cells -- training seeds x subset seeds --
+  with a value of this metric), ``n_failed``;
 * ``ci95_lo`` / ``ci95_hi``: the Student-t 95 % interval of the mean over seeds,
   mean ± t(0.975, n − 1) · std / √n (NaN for a single seed);
 * ``delta_vs_erm``: the mean difference to ``erm`` in the same block, *paired* by
@@ -14,10 +15,11 @@ precisely, per (setting, metric), a *setting* being a cell without its seeds —
   over Wilcoxon's signed-rank test because with the 3–5 seeds a benchmark affords, Wilcoxon's
   exact p-value cannot go below 0.25 (3 pairs) or 0.0625 (5 pairs); NaN with fewer than 2 pairs
   or when every paired difference is the same;
-* ``rank`` inside the block (1 = best, ties share the best rank; lower is better for the metrics
-  the track lists in ``lower_is_better``);
-* ``fewer_seeds``: True when the setting has fewer successful seeds than the most any setting
-  of its block has (so a mean over fewer seeds is never silently compared with the others).
+* ``rank`` inside the block (1 = best, ties share the best rank, means equal to 12 significant
+  digits tie; lower is better for the metrics the track lists in ``lower_is_better``);
+* ``fewer_seeds``: True when the mean is over fewer seeds than the most successful cells any
+  setting of its block has (a failed cell, or a metric a cell could not measure, so a mean over
+  fewer seeds is never silently compared with the others).
 
 A *block* is the settings that differ only in their method (same track, data, recipe, model and
 training budget; a generative budget — the profile's ``gan`` block — belongs to the method);
@@ -35,6 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from ..benchmarks.contract.identity import config_hash, dataset_label, setting_hash, spec_label
+from .ranks import tie_safe
 
 KEYS = ["track", "dataset", "recipe", "model", "profile"]
 LABELS = KEYS + ["method"]
@@ -161,9 +164,9 @@ def tidy(records: list[dict]) -> pd.DataFrame:
                 row = {k: first[k] for k in LABELS + ["family", "setting", "block"]}
                 row.update(metric=metric, mean=float(vals.mean()) if len(vals) else math.nan,
                            std=float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
-                           n_seeds=int(len(good)), n_failed=n_failed, ci95_lo=lo, ci95_hi=hi,
+                           n_seeds=int(len(vals)), n_failed=n_failed, ci95_lo=lo, ci95_hi=hi,
                            delta_vs_erm=math.nan, n_pairs=0, p_vs_erm=math.nan,
-                           fewer_seeds=bool(len(good) < most.get(first["block"], 0)))
+                           fewer_seeds=bool(len(vals) < most.get(first["block"], 0)))
                 ref = erm_setting.get(first["block"])
                 if ref is not None and len(vals):
                     erm = ok[ok["setting"] == ref]
@@ -178,7 +181,7 @@ def tidy(records: list[dict]) -> pd.DataFrame:
     lower_all = {m for t in table["track"].unique() for m in track_info(records, t).get("lower_is_better", [])}
     table["rank"] = np.nan
     for (block, metric), idx in table.groupby(["block", "metric"]).groups.items():
-        table.loc[idx, "rank"] = table.loc[idx, "mean"].rank(ascending=metric in lower_all, method="min")
+        table.loc[idx, "rank"] = tie_safe(table.loc[idx, "mean"]).rank(ascending=metric in lower_all, method="min")
     return table[TIDY_COLUMNS]
 
 

@@ -42,6 +42,7 @@ table.data th,table.data td{padding:3px 9px;border-bottom:1px solid #eaecef;whit
 table.data thead th{position:sticky;top:0;background:#f0f3f6;z-index:1;border-bottom:1px solid #c8ced6}
 table.data tbody tr:nth-child(even){background:#f8f9fb}table.data tbody tr:hover{background:#eef4ff}
 table.data tbody th,table.data td:first-child{text-align:left}
+table.data.kv td{white-space:normal;text-align:left;max-width:60em}
 table.data td.wrap{white-space:pre-wrap;word-break:break-word;text-align:left;min-width:30em;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
 figure{margin:0;background:#fff;border:1px solid #d0d7de;border-radius:4px;padding:6px;max-width:100%;box-sizing:border-box}
@@ -110,7 +111,7 @@ def table_html(frame: pd.DataFrame | pd.Series, *, index: bool | None = None) ->
 def _mapping_html(values: Mapping) -> str:
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v) if isinstance(v, float) else v)}</td></tr>"
                    for k, v in values.items())
-    return f'<div class="scroll"><table class="data"><tbody>{rows}</tbody></table></div>'
+    return f'<div class="scroll"><table class="data kv"><tbody>{rows}</tbody></table></div>'
 
 
 def _items(value) -> list[tuple[str, Any]]:

@@ -7,7 +7,8 @@ settings that differ only in the method). Reads records only; names no track.
 
 Columns: ``track, dataset, recipe, model, profile, method`` (the records' short labels: non-default
 parameters only; a label shared by two different settings gets ``#<hash>`` appended),
-``family``, ``n_seeds`` (successful cells: seeds x subset seeds), ``n_failed``, ``rank`` (by the
+``family``, ``n_seeds`` (the seeds the headline mean is over: successful cells, seeds x subset
+seeds, with a headline value), ``n_failed``, ``rank`` (by the
 track's headline metric, 1 = best), ``<headline>_delta_erm`` (paired by seed where possible, see
 ``aggregate``), then ``<metric>_mean`` / ``<metric>_std`` (sample std, ddof=1; empty for a single
 seed) for the metrics the track reports, then ``setting`` / ``block`` (hash prefixes).
@@ -33,6 +34,7 @@ def leaderboard(records: list[dict], table: pd.DataFrame | None = None) -> pd.Da
         ids = sub.drop_duplicates("setting").set_index("setting")[KEYS + ["method", "family", "block", "n_seeds", "n_failed"]]
         headline = sub[sub["metric"] == head].set_index("setting")
         ids["rank"] = headline["rank"]
+        ids["n_seeds"] = headline["n_seeds"]  # the seeds the headline mean is over
         ids[f"{head}_delta_erm"] = headline["delta_vs_erm"]
         metrics = [m for m in [head, *info["metrics"]] if m in set(sub["metric"])]
         for m in dict.fromkeys(metrics):
@@ -43,7 +45,7 @@ def leaderboard(records: list[dict], table: pd.DataFrame | None = None) -> pd.Da
         ids["setting"] = ids["setting"].str[:12]
         ids["block"] = ids["block"].str[:12]
         cols = [c for c in ids.columns if c not in ("setting", "block")] + ["setting", "block"]
-        parts.append(ids[cols].sort_values(KEYS + ["block", "rank"], na_position="last"))
+        parts.append(ids[cols].sort_values(KEYS + ["block", "rank", "method"], na_position="last"))
     board = pd.concat(parts, ignore_index=True)
     board.attrs["table_metrics"] = shown  # what format_table prints per track
     return board

@@ -90,12 +90,24 @@ def _require_complete(scores: pd.DataFrame, what: str) -> None:
                          "call complete_blocks(scores) first and report what it dropped")
 
 
+def tie_safe(values):
+    """``values`` rounded to 12 significant digits, so that means of the same numbers summed in
+    another order (one ulp apart) tie when ranked; NaN stays NaN. Series or DataFrame in, same out."""
+    def one(v):
+        return float(f"{v:.12g}") if np.isfinite(v) else v
+
+    if isinstance(values, pd.DataFrame):
+        return values.apply(lambda column: column.map(one))  # DataFrame.map needs pandas 2.1
+    return values.map(one) if isinstance(values, pd.Series) else one(values)
+
+
 def block_ranks(scores: pd.DataFrame) -> pd.DataFrame:
     """Rank of each method inside each block (row): 1 = highest score, ties share the average
-    rank (two methods tied for 2nd place both get 2.5). A missing score (NaN) stays NaN and the
-    block's other methods are ranked among themselves."""
+    rank (two methods tied for 2nd place both get 2.5; scores equal to 12 significant digits tie,
+    see :func:`tie_safe`). A missing score (NaN) stays NaN and the block's other methods are
+    ranked among themselves."""
     scores = _as_frame(scores)
-    return scores.rank(axis=1, ascending=False, method="average", na_option="keep")
+    return tie_safe(scores.astype(float)).rank(axis=1, ascending=False, method="average", na_option="keep")
 
 
 def average_ranks(scores: pd.DataFrame) -> pd.Series:

@@ -93,6 +93,22 @@ def block_scores(table: pd.DataFrame, headline: str) -> pd.DataFrame:
                                                       aggfunc="first", dropna=False)
 
 
+def post_hoc_reading(friedman: dict, cd: float, k: int, n: int) -> str | None:
+    """How the Nemenyi pairs may be read (Demsar 2006: post-hoc only after the Friedman test
+    rejects equal ranks; F_F's p-value where there is one, else chi2_F's)."""
+    p = friedman.get("f_f_pvalue")
+    p = friedman.get("chi2_f_pvalue") if p is None else p
+    if cd > k - 1:
+        return (f"with {n} blocks the critical difference ({cd:.2f}) exceeds the largest possible rank "
+                f"difference ({k - 1}): no pair can be separated; more blocks (datasets, recipes) are needed")
+    if p is None:
+        return None
+    if p >= 0.05:
+        return (f"the Friedman test does not reject equal ranks (p = {p:.3g}): the Nemenyi pairs are not read "
+                "as differences (Demsar 2006)")
+    return f"the Friedman test rejects equal ranks (p = {p:.3g}): the pairs the CD separates differ at 0.05"
+
+
 def rank_statistics(table: pd.DataFrame, headline: str, lower_is_better: bool, out: Path, track: str) -> dict:
     """Average ranks, Friedman, Nemenyi and the CD diagram of one track; files written under ``out``."""
     from . import ranks
@@ -120,6 +136,7 @@ def rank_statistics(table: pd.DataFrame, headline: str, lower_is_better: bool, o
         result["nemenyi"] = pvalues
         result["files"] += ranks.cd_diagram(avg, pvalues, out / "plots" / f"cd_{track}",
                                             title=f"{track}: {headline}, {n} blocks, CD = {cd:.2f}")
+        result["reading"] = post_hoc_reading(result["friedman"], cd, k, n)
     else:
         result["reason"] = "one block only: ranks shown, no Friedman / Nemenyi test across blocks"
     return result
@@ -229,6 +246,8 @@ def _write_html(out: Path, run_dirs, records, board, commands, missing, per_trac
         if "cd" in stats:
             summary["Nemenyi critical difference (alpha 0.05)"] = round(stats["cd"], 4)
             summary["pairs the CD separates"] = "; ".join(f"{a} > {b}" for a, b, _ in stats["separated"]) or "none"
+        if stats.get("reading"):
+            summary["reading"] = stats["reading"]
         for key in ("reason",):
             if stats.get(key) or fried.get(key):
                 summary["note"] = stats.get(key) or fried.get(key)

@@ -76,6 +76,27 @@ def test_ranks_ties_and_lower_is_better():
     assert _rows(table, "fid")["rank"].to_dict() == {"erm": 3.0, "a": 1.0, "b": 2.0}
 
 
+def test_the_same_values_in_another_seed_order_tie():
+    """Means of the same numbers summed in another order differ by an ulp; they must still tie."""
+    vals = [0.1, 0.2, 0.3]
+    assert sum(vals) != sum(vals[::-1])  # the float noise this guards against
+    recs = ([record("erm", s, v) for s, v in enumerate(vals)] + [record("a", s, v) for s, v in enumerate(vals[::-1])]
+            + [record("b", s, 0.05) for s in range(3)])
+    assert _rows(tidy(recs))["rank"].to_dict() == {"erm": 1.0, "a": 1.0, "b": 3.0}
+
+
+def test_n_seeds_counts_the_values_a_metric_averages():
+    """An ok cell without a value of a metric (nothing to measure) leaves that metric's mean over
+    fewer seeds: n_seeds says so and fewer_seeds flags it."""
+    recs = [record("erm", s, v, fid=5.0) for s, v in enumerate(ERM)] + [record("a", s, v, fid=4.0 if s else None)
+                                                                      for s, v in enumerate(A)]
+    table = tidy(recs)
+    fid = _rows(table, "fid").loc["a"]
+    assert fid["n_seeds"] == 2 and fid["fewer_seeds"] and fid["mean"] == pytest.approx(4.0)
+    score = _rows(table).loc["a"]
+    assert score["n_seeds"] == 3 and not score["fewer_seeds"]
+
+
 def test_failed_and_fewer_seeds_are_kept_and_flagged():
     recs = ([record("erm", s, v) for s, v in enumerate(ERM)] + [record("a", 0, 0.9), record("a", 1, 0, status="failed")]
             + [record("c", 0, 0, status="failed")])

@@ -99,6 +99,12 @@ def test_ties_get_the_average_rank():
     assert table["method"].tolist() == ["a", "d", "b", "c"] and table["n_blocks"].tolist() == [2, 2, 2, 2]
 
 
+def test_float_noise_does_not_break_ties():
+    scores = pd.DataFrame({"a": [0.1 + 0.2 + 0.3, 1.0], "b": [0.3 + 0.2 + 0.1, 1.0], "c": [0.5, 0.5]})
+    assert scores.loc[0, "a"] != scores.loc[0, "b"]
+    assert R.average_ranks(scores).to_dict() == {"a": 1.5, "b": 1.5, "c": 3.0}
+
+
 def test_complete_blocks_drops_what_it_says():
     nan = np.nan
     scores = pd.DataFrame(

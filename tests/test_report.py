@@ -112,3 +112,13 @@ def test_a_method_that_failed_everywhere_is_listed_as_left_out(tmp_path):
     recs += [record("dead", 0, 0, status="failed", recipe_ir=ir) for ir in (10, 50)]
     stats = rank_statistics(tidy(recs), "score", False, tmp_path, "toy")
     assert stats["dropped_methods"] == ["dead"] and stats["n_methods"] == 3
+
+
+def test_post_hoc_reading_follows_demsar():
+    from imbench.results.report import post_hoc_reading
+
+    assert "rejects" in post_hoc_reading({"f_f_pvalue": 0.01, "chi2_f_pvalue": 0.02}, 2.0, 5, 10)
+    assert "does not reject" in post_hoc_reading({"f_f_pvalue": 0.2, "chi2_f_pvalue": 0.1}, 2.0, 5, 10)
+    assert "does not reject" in post_hoc_reading({"f_f_pvalue": None, "chi2_f_pvalue": 0.3}, 2.0, 5, 10)
+    # 16 methods in 2 blocks: CD 16.3 > 15, the largest possible rank difference
+    assert "no pair can be separated" in post_hoc_reading({"f_f_pvalue": 0.001}, 16.3, 16, 2)
