@@ -134,8 +134,8 @@ def cmd_run(args) -> int:
             workers = "in this process" if jobs == 1 else f"{jobs} worker processes"
             print(f"imbench: suite {suite['name']}: {len(cells)} cells on {runtime['device']}, {workers} -> {out}",
                   file=sys.stderr)
-        result = run_cells(cells, runtime, make_executor(jobs, args.jobs, runtime["device"]), resume=args.resume, quiet=args.quiet,
-                           retry=not args.no_retry)
+        result = run_cells(cells, runtime, make_executor(jobs, args.jobs, runtime["device"]), resume=args.resume,
+                           quiet=args.quiet, retry=not args.no_retry)
         table = tidy(result["records"])  # the statistics of this invocation's cells, once
         written = write_leaderboard(result["records"], out, table)
         report, report_error = None, None

@@ -225,7 +225,7 @@ def nemenyi(scores: pd.DataFrame) -> pd.DataFrame:
     n, k = scores.shape
     if k < 2 or n < 2:
         raise ValueError(f"the Nemenyi test needs at least 2 methods and 2 blocks, got k={k}, N={n}")
-    p = sp.posthoc_nemenyi_friedman(scores)
+    p = sp.posthoc_nemenyi_friedman(tie_safe(scores.astype(float)))  # ties as block_ranks sees them
     p = p.loc[list(scores.columns), list(scores.columns)].astype(float)
     p.index.name = None
     p.columns.name = None
