@@ -71,20 +71,16 @@ def frozen(*nets: torch.nn.Module):
             net.requires_grad_(True)
 
 
-def seeded_streams(seed: int, device) -> contextlib.AbstractContextManager:
+@contextlib.contextmanager
+def seeded_streams(seed: int, device):
     """A block whose random streams start from ``seed`` -- the CPU generator and, on CUDA, the
     device's -- and are restored afterwards, so the caller's (the trained model's) streams are
     left as they were."""
     device = torch.device(device)
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-
-    @contextlib.contextmanager
-    def block():
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(int(seed))
-            yield
-
-    return block()
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(int(seed))
+        yield
 
 
 class CollapseError(RuntimeError):
