@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
+import signal
 import sys
 import tempfile
 import traceback
@@ -10,15 +13,13 @@ from datetime import datetime
 from pathlib import Path
 
 from .contract.errors import UsageError, unknown
-from .executors import make_executor, resolve_jobs
-from .plugins import METHODS, load_methods
-from .profiles import profiles
-from .runner import check_existing, resolve_device, run_cells, validate
-from .labels import labels
-from .runlock import RunLock, note_command
-from .suite import Overrides, dedupe, expand, load_suite, parse_ints, suite_names
+from .executors import resolve_jobs
 
+# Only light modules above: ``imbench --help``, ``imbench ls`` and argument errors import no torch;
+# the suite, runner and tracks are imported where a run needs them.
 LS_KINDS = ("methods", "datasets", "recipes", "models", "profiles", "suites", "tracks")
+EXECUTORS = ("local", "ray")
+DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,10 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="train every generator afresh and store nothing")
     run.add_argument("--resume", action="store_true", help="skip cells already recorded in --out; retry failed ones")
     run.add_argument("--no-retry", action="store_true", help="with --resume: skip failed cells too")
-    run.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default auto)")
     run.add_argument("--jobs", help="worker processes, or auto (default; $IMBENCH_JOBS overrides): one 1-thread "
                                     "worker per CPU core on a CPU, 1 on CUDA; 1 runs in this process")
-    run.add_argument("--plugin", action="append", default=[], help="module:attr of a method plugin (repeatable)")
+    run.add_argument("--executor", choices=EXECUTORS, default="local",
+                     help="local (this process or a local pool, --jobs) | ray (each cell a Ray task; "
+                          "pip install 'imbench[ray]')")
+    run.add_argument("--ray-address", help="with --executor ray: a running cluster (auto, or HOST:PORT); "
+                                           "default: start Ray on this machine")
+    run.add_argument("--cpus-per-cell", type=float, default=1.0,
+                     help="with --executor ray: CPUs of each cell's task (its torch threads; default 1)")
+    run.add_argument("--gpus-per-cell", type=float, default=0.0,
+                     help="with --executor ray: GPUs of each cell's task, e.g. 0.25 (then the cells run on CUDA)")
+    run.add_argument("--plugin", action="append", default=[],
+                     help="a method plugin: module:Class (a module in this folder or installed) or "
+                          "path/to/file.py:Class (repeatable)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     run.add_argument("--report", action=argparse.BooleanOptionalAction, default=None,
@@ -84,16 +96,52 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list methods, datasets, recipes, models, profiles, suites or tracks")
     ls.add_argument("kind", help=" | ".join(LS_KINDS))
     ls.add_argument("--track", help="only what supports this track")
-    ls.add_argument("--plugin", action="append", default=[], help="module:attr of a method plugin")
+    ls.add_argument("--plugin", action="append", default=[], help="module:Class or file.py:Class of a method plugin")
+    ls.add_argument("--long", action="store_true", help="whole rows (default: cut to the terminal's width)")
     ls.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     return p
 
 
+def check_run_args(args) -> None:
+    """The checks of ``imbench run``'s flags that need no registry (and so no torch)."""
+    _floats(args.ir, "--ir")
+    if args.ir is not None and any(v < 1 for v in _floats(args.ir, "--ir")):
+        raise UsageError(f"--ir must be at least 1, got {args.ir}")
+    if args.no_retry and not args.resume:
+        raise UsageError("--no-retry only makes sense with --resume")
+    if not DEVICE.match(str(args.device).strip().lower()):
+        raise UsageError(f"unknown device {args.device!r}; use auto, cpu, cuda, cuda:N or mps")
+    if args.executor != "ray" and (args.ray_address or args.gpus_per_cell or args.cpus_per_cell != 1.0):
+        raise UsageError("--ray-address, --cpus-per-cell and --gpus-per-cell need --executor ray")
+    if args.cpus_per_cell <= 0 or args.gpus_per_cell < 0:
+        raise UsageError("--cpus-per-cell must be > 0 and --gpus-per-cell >= 0")
+    if args.data_path and not Path(args.data_path).exists():
+        raise UsageError(f"--data-path {args.data_path} does not exist")
+    resolve_jobs(args.jobs, device="cpu", cells=1)  # its syntax (the count needs the cells)
+
+
+def default_out(suite: dict, profile: str | None) -> Path:
+    """``runs/<suite>``, with the profile appended when ``--profile`` is not the suite's own."""
+    own = {g.get("profile", "quick") for g in suite["grids"]}
+    name = suite["name"]
+    if profile is not None and Path(profile).stem not in own:
+        name = f"{name}-{Path(profile).stem}"
+    return Path("runs") / name
+
+
 def cmd_run(args) -> int:
+    check_run_args(args)
     from ..results.aggregate import tidy
     from ..results.leaderboard import format_table, leaderboard, write_leaderboard
+    from .contract.records import read_records
+    from .labels import labels
+    from .plugins import load_methods, resolve_plugin_spec
+    from .runlock import RunLock, note_command
+    from .runner import check_existing, resolve_device, run_cells, validate
+    from .suite import Overrides, dedupe, expand, load_suite, parse_ints
 
-    load_methods(tuple(args.plugin))
+    plugins = [resolve_plugin_spec(spec) for spec in args.plugin]
+    load_methods(tuple(plugins))
     suite = load_suite(args.target)
     overrides = Overrides(
         datasets=_csv(args.dataset), recipes=_csv(args.recipe), ir=_floats(args.ir, "--ir"),
@@ -103,23 +151,32 @@ def cmd_run(args) -> int:
         profile=args.profile, split_seed=args.split_seed, blend=args.blend, budget_unit=args.budget_unit,
         image_size=args.image_size,
     )
-    if overrides.ir is not None and any(v < 1 for v in overrides.ir):
-        raise UsageError(f"--ir must be at least 1, got {args.ir}")
-    if args.no_retry and not args.resume:
-        raise UsageError("--no-retry only makes sense with --resume")
-    cells, repeats = dedupe(expand(suite, overrides))
-    out = Path(args.out or Path("runs") / suite["name"])
+    notes: list[str] = []
+    cells, repeats = dedupe(expand(suite, overrides, notes))
+    out = Path(args.out) if args.out else default_out(suite, args.profile)
+    device = resolve_device(args.device, executor=args.executor, gpus_per_cell=args.gpus_per_cell)
     runtime = {
         "out": str(out.resolve()), "data_root": args.data_root,
-        "data_path": args.data_path, "download": args.download, "device": resolve_device(args.device),
-        "plugins": list(args.plugin),
+        "data_path": args.data_path, "download": args.download, "device": device,
+        "plugins": plugins, "cwd": os.getcwd(),
         "cache_dir": None if args.no_cache else str(Path(args.cache_dir or out.resolve().parent / "cache").resolve()),
     }
-    if args.data_path and not Path(args.data_path).exists():
-        raise UsageError(f"--data-path {args.data_path} does not exist")
-    jobs = resolve_jobs(args.jobs, device=runtime["device"], cells=len(cells))
+    if args.executor == "ray":
+        from .ray_executor import RayExecutor
+
+        executor = RayExecutor(address=args.ray_address, cpus_per_cell=args.cpus_per_cell,
+                               gpus_per_cell=args.gpus_per_cell)
+        workers = f"Ray ({args.ray_address or 'started on this machine'})"
+    else:
+        from .executors import make_executor
+
+        jobs = resolve_jobs(args.jobs, device=device, cells=len(cells))
+        executor = make_executor(jobs, args.jobs, device)
+        workers = "in this process" if jobs == 1 else f"{jobs} worker processes"
     cells = validate(cells, runtime)
     check_existing(cells, out.resolve(), args.resume)
+    for note in notes:  # after the checks: a run refused says one line only
+        print(f"imbench: {note}", file=sys.stderr)
     _make_dir(out, "--out")
     if runtime["cache_dir"]:
         _make_dir(Path(runtime["cache_dir"]), "--cache-dir")
@@ -131,13 +188,14 @@ def cmd_run(args) -> int:
             print(f"imbench: {len(repeats)} duplicate cell(s) listed more than once run once: {', '.join(names[:3])}"
                   f"{', ...' if len(names) > 3 else ''}", file=sys.stderr)
         if not args.quiet:
-            workers = "in this process" if jobs == 1 else f"{jobs} worker processes"
-            print(f"imbench: suite {suite['name']}: {len(cells)} cells on {runtime['device']}, {workers} -> {out}",
+            print(f"imbench: suite {suite['name']}: {len(cells)} cells on {device}, {workers} -> {out}",
                   file=sys.stderr)
-        result = run_cells(cells, runtime, make_executor(jobs, args.jobs, runtime["device"]), resume=args.resume,
-                           quiet=args.quiet, retry=not args.no_retry)
-        table = tidy(result["records"])  # the statistics of this invocation's cells, once
-        written = write_leaderboard(result["records"], out, table)
+        result = run_cells(cells, runtime, executor, resume=args.resume, quiet=args.quiet,
+                           retry=not args.no_retry)
+        # the leaderboard covers every record in --out, as the report does (one meaning per file)
+        everything = read_records(out)
+        table = tidy(everything)
+        written = write_leaderboard(everything, out, table)
         report, report_error = None, None
         if _want_report(args.report):
             from ..results.report import build_report
@@ -146,13 +204,14 @@ def cmd_run(args) -> int:
                 report = build_report([out], out / "report")
             except Exception as exc:  # noqa: BLE001
                 report_error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
-    print(format_table(leaderboard(result["records"], table)))
+    print(format_table(leaderboard(everything, table)))
     print()
     retried = f" ({result['retried']} retried)" if result["retried"] else ""
+    changed = f", {result['code_changed']} left for changed code" if result["code_changed"] else ""
     print(f"records:     {out / 'records'} ({len(result['records'])} cells, {result['ran']} run now{retried}, "
-          f"{result['skipped']} resumed)")
+          f"{result['skipped']} resumed{changed}; {len(everything)} records in all)")
     for path in written:
-        print(f"leaderboard: {path}")
+        print(f"leaderboard: {path} (every record in {out})")
     if report is not None:
         print(f"report:      {report['out'] / 'report.html'} (every record in {out})")
     if report_error is not None:
@@ -187,72 +246,96 @@ def cmd_report(args) -> int:
 
     report = build_report([Path(d) for d in args.run_dirs], Path(args.out) if args.out else None)
     print(f"report: {report['out']} ({len(report['records'])} records, {len(report['missing'])} missing cells)")
+    plots = [p for p in report["files"] if p.parent.name == "plots"]
     for path in report["files"]:
-        if path.suffix in (".html", ".csv", ".md"):
+        if path.suffix in (".html", ".csv", ".md", ".json"):
             print(f"  {path}")
+    if plots:
+        print(f"  {plots[0].parent}/ ({len(plots)} plot files: PNG and SVG)")
     return 0
+
+
+SUITES_DIR = Path(__file__).with_name("suites")
+LS_TEXT_COLUMNS = ("summary", "reference", "parameters", "description", "needs")
 
 
 def cmd_ls(args) -> int:
-    from ..tasks import TRACKS
+    """List what imbench has. The built-ins come from the catalogue (no torch); with a plugin
+    (``--plugin`` or an installed entry point) the registries are loaded for real."""
+    from importlib.metadata import entry_points
 
-    load_methods(tuple(args.plugin))
+    from . import catalog
+    from .catalog import ENTRY_POINT_GROUP
+
     if args.kind not in LS_KINDS:
         raise unknown("list", args.kind, LS_KINDS)
-    if args.track and args.track not in TRACKS:
-        raise unknown("track", args.track, TRACKS)
-    rows: list[tuple] = []
-    if args.kind == "methods":
-        for name in sorted(METHODS):
-            cls = METHODS.get(name)
-            if args.track and not cls.supports(args.track):
-                continue
-            params = " ".join(f"{k}={v}" for k, v in cls.defaults.items())
-            rows.append((name, cls.family, ",".join(cls.tracks), cls.summary, cls.reference, params))
-        header = ("name", "family", "tracks", "summary", "reference", "parameters")
-    elif args.kind in ("datasets", "recipes", "models"):
-        seen: dict[tuple, tuple] = {}  # one row per registered spec: a name two tracks define differently shows twice
-        for track_name in TRACKS:
-            track = TRACKS.get(track_name)
-            reg = {"datasets": track.datasets, "recipes": track.recipes, "models": track.models}[args.kind]()
-            for name in reg:
-                spec = reg.get(name)
-                tracks = tuple(getattr(spec, "tracks", (track_name,)))
-                if (name, id(spec)) in seen or (args.track and args.track not in tracks):
-                    continue
-                extra = getattr(spec, "needs", None) or " ".join(
-                    f"{k}={v}" for k, v in getattr(spec, "defaults", {}).items())
-                seen[(name, id(spec))] = (name, ",".join(tracks), spec.summary, spec.reference, extra)
-        rows = sorted(seen.values(), key=lambda r: (r[0], r[1]))
-        header = ("name", "tracks", "summary", "reference",
-                  {"datasets": "needs", "recipes": "parameters", "models": ""}[args.kind])
+    table = catalog.load()
+    tracks = [row[0] for row in table["tracks"]]
+    if args.track and args.track not in tracks:
+        raise unknown("track", args.track, tracks)
+    if args.plugin or list(entry_points(group=ENTRY_POINT_GROUP)):
+        from .plugins import METHODS, load_methods
+
+        load_methods(tuple(args.plugin))
+        table = {**table, "methods": catalog.method_rows(),
+                 **{k: catalog.registry_rows(k) for k in ("datasets", "recipes", "models")}}
+    if args.kind in catalog.KINDS:
+        header = catalog.HEADERS[args.kind]
+        if args.kind == "tracks":
+            rows = [r for r in table["tracks"] if not args.track or r[0] == args.track]
+        else:
+            where = header.index("tracks")
+            rows = [r for r in table[args.kind] if not args.track or args.track in r[where].split(",")]
     elif args.kind == "profiles":
-        for name, block in profiles().items():
-            tracks = [t for t in block if t != "description"]
-            rows.append((name, ",".join(tracks), block.get("description", "")))
+        from .profiles import profiles
+
+        rows = [(name, ",".join(t for t in block if t != "description"), block.get("description", ""))
+                for name, block in profiles().items()
+                if not args.track or args.track in block]
         header = ("name", "tracks", "description")
-    elif args.kind == "suites":
-        rows = [(n, load_suite(n).get("description", "")) for n in suite_names()]
-        header = ("name", "description")
     else:
-        rows = [(n, TRACKS.get(n).summary) for n in TRACKS]
-        header = ("name", "summary")
-    _print_table(header, rows)
+        import yaml
+
+        rows = [(p.stem, (yaml.safe_load(p.read_text()) or {}).get("description", ""))
+                for p in sorted(SUITES_DIR.glob("*.yaml"))]
+        header = ("name", "description")
+    _print_table(header, rows, None if args.long else shutil.get_terminal_size((120, 24)).columns)
     return 0
 
 
-def _print_table(header, rows) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
-    for row in [header, *rows]:
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+def _print_table(header, rows, width: int | None = None) -> None:
+    """Rows in aligned columns; with ``width``, the text columns (summary, reference, ...) are
+    cut (ending in an ellipsis) so that each line fits it."""
+    rows = [[str(x) for x in r] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    if width is not None:
+        text = [i for i, h in enumerate(header) if h in LS_TEXT_COLUMNS]
+        fixed = sum(w for i, w in enumerate(widths) if i not in text) + 2 * (len(header) - 1)
+        room = max(width - fixed, 12 * len(text))
+        if text and sum(widths[i] for i in text) > room:
+            share = room // len(text)  # the narrow text columns keep their width, the rest share
+            narrow = [i for i in text if widths[i] <= share]
+            rest = [i for i in text if i not in narrow]
+            left = room - sum(widths[i] for i in narrow)
+            for i in rest:
+                widths[i] = max(left // len(rest), 8)
+            rows = [[_cut(x, widths[i]) if i in rest else x for i, x in enumerate(r)] for r in rows]
+    for row in [list(header), *rows]:
+        print("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 all cells ok; 1 some cells failed (recorded); 2 bad input (one line, nothing
     written); 3 internal error (one line and the path of a log with the traceback; ``--debug``
-    prints the traceback instead); 130 interrupted."""
+    prints the traceback instead); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): finished
+    cells are recorded and worker processes ended."""
     parser = build_parser()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    previous = _on_sigterm()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -262,9 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"imbench: error: {str(exc).splitlines()[0] if str(exc) else 'bad input'}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("imbench: interrupted; finished cells are recorded, rerun with --resume to go on", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"imbench: {what}; finished cells are recorded, rerun with --resume to go on", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # noqa: BLE001 - an internal error: one line and a log
         if debug:
             traceback.print_exc()
@@ -274,6 +358,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"imbench: internal error: {type(exc).__name__}: {first} (traceback in {log}; "
               "--debug shows it)", file=sys.stderr)
         return 3
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``kill``): handled as Ctrl-C is, with exit code 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` while ``main`` runs (main thread only); the handler
+    it replaced, or None."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        return None
 
 
 def _error_log(exc: BaseException) -> str:

@@ -1,19 +1,40 @@
-"""Executors run cells: in this process, or in a local pool of worker processes.
+"""Executors run cells: in this process, in a local pool of worker processes, or on Ray
+(:mod:`.ray_executor`).
 
-Both yield results as cells finish. The pool uses the ``spawn`` start method (safe with
-torch's thread pools) and gives each worker ``threads`` torch threads; a worker re-loads
-the ``--plugin`` modules, and entry-point plugins are found again through ``sys.path``.
+Each yields ``(task, outcome)`` as cells finish, where ``outcome`` is what the function returned
+(a record) or a :class:`WorkerLost` when the process running it died. Workers compute and return;
+the driver alone writes records, so a worker never writes into ``--out``.
+
+The pool uses the ``spawn`` start method (safe with torch's thread pools) and gives each worker
+``threads`` torch threads; a worker re-loads the ``--plugin`` modules, and entry-point plugins are
+found again through ``sys.path``. Its workers do not outlive the run that started them: on Linux
+each asks the kernel for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``), so even a
+``kill -9`` of ``imbench`` ends them; everywhere, a worker checks before each cell that its parent
+is the one that started it and exits otherwise. Workers ignore SIGINT: Ctrl-C reaches the driver,
+which terminates them and exits 130 with the finished cells recorded.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from .contract.errors import UsageError
 
 JOBS_ENV = "IMBENCH_JOBS"  # the default of --jobs when the flag is not given (else "auto")
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class WorkerLost:
+    """The outcome of a task whose worker process died (what the executor could learn of why)."""
+
+    error: str
 
 
 class SerialExecutor:
@@ -25,7 +46,7 @@ class SerialExecutor:
     def __init__(self, threads: int | None = None):
         self.threads = threads
 
-    def run(self, fn: Callable, tasks: Iterable[tuple]) -> Iterator:
+    def run(self, fn: Callable, tasks: Iterable[tuple]) -> Iterator[tuple[tuple, object]]:
         import torch
 
         before = torch.get_num_threads()
@@ -33,15 +54,36 @@ class SerialExecutor:
             torch.set_num_threads(self.threads)
         try:
             for args in tasks:
-                yield fn(*args)
+                yield args, fn(*args)
         finally:
             torch.set_num_threads(before)
 
 
-def _init_worker(threads: int) -> None:
+def die_with_parent(parent: int) -> None:
+    """Make this worker process end when ``parent`` (the driver) ends, by any signal: SIGKILL on
+    the parent's death where Linux offers it, and an exit now if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the per-cell check below still holds
+            pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def _init_worker(threads: int, parent: int) -> None:
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    die_with_parent(parent)
     torch.set_num_threads(threads)
+
+
+def _in_worker(parent: int, fn: Callable, *args):
+    if os.getppid() != parent:  # the driver is gone (no PDEATHSIG here): run nothing more
+        os._exit(0)
+    return fn(*args)
 
 
 class PoolExecutor:
@@ -50,18 +92,31 @@ class PoolExecutor:
     def __init__(self, jobs: int, threads: int = 1):
         self.jobs, self.threads = jobs, threads
 
-    def run(self, fn: Callable, tasks: Iterable[tuple]) -> Iterator:
+    def run(self, fn: Callable, tasks: Iterable[tuple]) -> Iterator[tuple[tuple, object]]:
         ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
-                                    initargs=(self.threads,)) as pool:
-            futures = [pool.submit(fn, *args) for args in tasks]
-            try:
-                for fut in cf.as_completed(futures):
-                    yield fut.result()
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+        parent = os.getpid()
+        pool = cf.ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
+                                      initargs=(self.threads, parent))
+        try:
+            futures = {pool.submit(_in_worker, parent, fn, *args): args for args in tasks}
+            for fut in cf.as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:
+            _terminate(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate(pool: cf.ProcessPoolExecutor) -> None:
+    """End the pool's workers now (an interrupt, or an error in the driver): the cells they run
+    are not recorded, and rerun under ``--resume``."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            proc.terminate()
+        except (OSError, ValueError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def usable_cores() -> int:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
+import os
+import sys
+from pathlib import Path
 from importlib.metadata import entry_points
 
+from .catalog import ENTRY_POINT_GROUP
 from .contract.errors import UsageError
 from .contract.method import METHODS, Method, register_method
 from .contract.registry import Registry
 
-ENTRY_POINT_GROUP = "imbench.methods"
 _BUILTIN_PACKAGES = ("imbench.baselines", "imbench.gans")
 _state = {"builtins": False, "entry_points": False}
 
@@ -56,15 +60,68 @@ def load_entry_points() -> list[str]:
 
 
 def load_plugin(spec: str) -> list[str]:
-    """Import ``module:attr`` (or a whole ``module``) and register the methods it holds."""
-    module_name, _, attr = spec.partition(":")
+    """Import a plugin and register the methods it holds: ``module:attr`` (or a whole ``module``),
+    found on ``sys.path`` with the current folder first, as ``python -m`` would; or
+    ``path/to/file.py:attr`` (or ``file.py``), loaded from that file as module ``file``."""
+    target, colon, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
     try:
-        obj = importlib.import_module(module_name)
+        if is_file_spec(target):
+            obj = _load_file(target)
+        else:
+            _current_folder_first()
+            obj = importlib.import_module(target)
         for part in filter(None, attr.split(".")):
             obj = getattr(obj, part)
+    except UsageError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"cannot import plugin {spec!r}: {type(exc).__name__}: {exc}") from None
     return _register_all(obj, f"--plugin {spec}")
+
+
+def is_file_spec(target: str) -> bool:
+    """Whether a ``--plugin`` target names a file (``x.py``, or a path) rather than a module."""
+    return target.endswith(".py") or "/" in target or os.sep in target
+
+
+def resolve_plugin_spec(spec: str) -> str:
+    """``spec`` with a file made absolute, so that workers started elsewhere load the same file;
+    a missing file is a usage error."""
+    target, colon, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if not is_file_spec(target):
+        return spec
+    path = Path(target).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--plugin {spec}: no file {path}")
+    return f"{path.resolve()}{colon}{attr}"
+
+
+def _current_folder_first() -> None:
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
+
+
+def _load_file(target: str):
+    path = Path(target).expanduser().resolve()
+    if not path.is_file():
+        raise UsageError(f"--plugin {target}: no file {path}")
+    name = path.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        if Path(getattr(loaded, "__file__", "") or "").resolve() == path:
+            return loaded
+        raise UsageError(f"--plugin {target}: a module named {name!r} is already imported from "
+                         f"{getattr(loaded, '__file__', None) or 'elsewhere'}; rename the file")
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # so that inspect finds the source and dataclasses their module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def load_methods(plugins: tuple[str, ...] | list[str] = ()) -> Registry[type[Method]]:

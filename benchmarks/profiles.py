@@ -6,8 +6,6 @@ from pathlib import Path
 
 import yaml
 
-from ..tasks import TRACKS
-from ..tasks.schedule import OPTIMIZERS
 from .contract.errors import UsageError, unknown
 
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
@@ -54,6 +52,9 @@ def budget(profile: str, track: str) -> dict:
                        for k, v in (out.get("lr_steps") or {}).items()}
     if out.get("lr_poly") is not None:
         out["lr_poly"] = _number(profile, "lr_poly", out["lr_poly"], float)
+    from ..tasks import TRACKS  # here, not above: ``imbench ls profiles`` imports no torch
+    from ..tasks.schedule import OPTIMIZERS
+
     # no default written in: a budget that does not name one keeps its identity (sgd)
     if out.get("optimizer", "sgd") not in OPTIMIZERS:
         raise UsageError(f"profile {profile!r}: optimizer must be one of {', '.join(OPTIMIZERS)}, "

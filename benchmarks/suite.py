@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from ..tasks import TRACKS
+from .code import code_identity
 from .composite import is_composite, split_parts
 from .contract.errors import UsageError, unknown
 from .contract.identity import config_hash
@@ -172,7 +173,8 @@ def _resolve_method(name: str, params: dict, track: str, blend: str | None) -> d
         elif "blend" in cls.defaults and "blend" not in params:
             params = {**params, "blend": blend}
     families = getattr(cls, "families", (cls.family,))
-    return {"name": name, "params": cls(**params).params, "generative": "gan" in families}
+    return {"name": name, "params": cls(**params).params, "generative": "gan" in families,
+            "code": code_identity(cls)}
 
 
 def _for_track(items: list | None, fits, used: set) -> list | None:
@@ -213,13 +215,19 @@ def _check_overrides_used(ov: Overrides, used: dict, tracks: list[str]) -> None:
                              f"{', '.join(tracks)}; pick a track it supports (imbench run TRACK)")
 
 
-def expand(suite: dict, ov: Overrides) -> list[dict]:
+def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[dict]:
     """The suite's cells (resolved configurations), in run order; duplicates kept (see ``dedupe``).
 
     Command-line lists (``--dataset``, ``--recipe``, ``--methods``, ``--model``) reach the grids
     whose track has the names they give (``--methods smote`` runs the classification grids of a
     two-track suite, ``--methods erm`` both); a grid none of them reaches is left out, and a name
-    no grid takes is a usage error."""
+    no grid takes is a usage error.
+
+    A dataset named with ``--dataset`` that the grid does not list keeps its own size and split
+    seed (only ``--image-size`` / ``--split-seed`` change them), and, without ``--recipe``, gets
+    the grid's recipes only where it can take all of them -- else its own default recipe
+    (``natural`` for a real scene or label-map set), with a line in ``notes`` saying so."""
+    notes = [] if notes is None else notes
     cells = []
     used: dict[str, set] = {"dataset": set(), "recipe": set(), "method": set(), "model": set()}
     tracks = []
@@ -241,7 +249,8 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
             if ov.budget_unit not in BUDGET_UNITS:
                 raise UsageError(f"--budget-unit must be one of {', '.join(BUDGET_UNITS)}, got {ov.budget_unit!r}")
             bud["budget_unit"] = ov.budget_unit
-        datasets = o_datasets or _listify(grid.get("datasets", [tr.default_dataset]))
+        grid_datasets = _listify(grid.get("datasets", [tr.default_dataset]))
+        datasets = o_datasets or grid_datasets
         for d in datasets:
             tr.datasets().get(d)
         recipes = _recipe_grid(o_recipes or _listify(grid.get("recipes", [])), ov.ir, tr)
@@ -252,9 +261,8 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
             tr.models().get(m)
         seeds = ov.seeds if ov.seeds is not None else _ints(grid.get("seeds", [0]), "seeds")
         subsets = ov.subset_seeds if ov.subset_seeds is not None else _ints(grid.get("subset_seeds", [0]), "subset_seeds")
-        split_seed = ov.split_seed if ov.split_seed is not None else int(grid.get("split_seed", 0))
-        dataset_extra = _image_size(grid, ov, tr)
-        for s in [*seeds, *subsets, split_seed]:
+        _image_size(grid, ov, tr)  # a grid's image_size on a track of fixed size is an error
+        for s in [*seeds, *subsets, ov.split_seed or 0, int(grid.get("split_seed", 0))]:
             if s < 0:
                 raise UsageError(f"seeds must be >= 0, got {s}")
         named = {n for n, _ in _method_specs([m for m in (o_methods or _listify(grid.get("methods", ["all"])))
@@ -264,22 +272,29 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
             if bad and method["name"] in named:
                 raise UsageError(f"method {method['name']!r} does not run with model {bad[0]!r} on {track} "
                                  f"(it needs {', '.join(method_class(method['name']).models[track])})")
-        for d, (rname, rparams), model, method, subset, seed in itertools.product(
-                datasets, recipes, models, methods, subsets, seeds):
-            if not method_class(method["name"]).supports(track, model):
-                continue  # 'all' / 'baseline' / 'gan' leave out what cannot run with this model
-            cells.append({
-                "track": track,
-                "dataset": {"name": d, "split_seed": split_seed, **dataset_extra},
-                "recipe": {"name": rname, "params": rparams},
-                "method": {"name": method["name"], "params": method["params"]},
-                "model": model,
-                # the generative budget belongs only to the cells of generative methods
-                "profile": {"name": Path(profile).stem,
-                            "budget": bud if method["generative"] else {k: v for k, v in bud.items() if k != "gan"}},
-                "subset_seed": int(subset),
-                "seed": int(seed),
-            })
+        for d in datasets:
+            # the grid's data settings (image_size, split_seed) and recipes are for the grid's own
+            # datasets; a dataset named on the command line stays as given unless flags say otherwise
+            own = d in grid_datasets
+            dataset_extra = _image_size(grid if own else {}, ov, tr)
+            split_seed = ov.split_seed if ov.split_seed is not None else (int(grid.get("split_seed", 0)) if own else 0)
+            d_recipes = recipes if (own or o_recipes) else _recipes_for(d, recipes, tr, notes)
+            for (rname, rparams), model, method, subset, seed in itertools.product(
+                    d_recipes, models, methods, subsets, seeds):
+                if not method_class(method["name"]).supports(track, model):
+                    continue  # 'all' / 'baseline' / 'gan' leave out what cannot run with this model
+                cells.append({
+                    "track": track,
+                    "dataset": {"name": d, "split_seed": split_seed, **dataset_extra},
+                    "recipe": {"name": rname, "params": rparams},
+                    "method": {"name": method["name"], "params": method["params"], "code": method["code"]},
+                    "model": model,
+                    # the generative budget belongs only to the cells of generative methods
+                    "profile": {"name": Path(profile).stem,
+                                "budget": bud if method["generative"] else {k: v for k, v in bud.items() if k != "gan"}},
+                    "subset_seed": int(subset),
+                    "seed": int(seed),
+                })
     _check_overrides_used(ov, used, tracks)
     if not cells:
         given = [f for f, v in (("--dataset", ov.datasets), ("--recipe", ov.recipes), ("--methods", ov.methods),
@@ -291,6 +306,19 @@ def expand(suite: dict, ov: Overrides) -> list[dict]:
     if ov.image_size is not None and not any("image_size" in c["dataset"] for c in cells):
         raise UsageError("--image-size applies to detection and segmentation datasets; this suite has none")
     return cells
+
+
+def _recipes_for(dataset: str, recipes: list[tuple[str, dict]], track, notes: list[str]) -> list[tuple[str, dict]]:
+    """The grid's ``recipes`` for a dataset named on the command line: all of them where the
+    dataset can take them, else the dataset's default recipe (noted)."""
+    allowed = getattr(track.datasets().get(dataset), "recipes", None)
+    if allowed is None or all(name in allowed for name, _ in recipes):
+        return recipes
+    default = allowed[0]
+    left = sorted({name for name, _ in recipes if name not in allowed})
+    notes.append(f"dataset {dataset} takes only {', '.join(allowed)} ({track.name}); the suite's "
+                 f"{', '.join(left)} left out for it: it runs {default} (name recipes with --recipe)")
+    return [(default, track.resolve_recipe(default, {}))]
 
 
 def _image_size(grid: dict, ov: Overrides, track) -> dict:

@@ -18,12 +18,29 @@ The layers, low to high::
 A plugin author needs only this layer: ``from imbench.benchmarks.contract import Method, Context,
 register_method``.
 """
-from .context import FREQUENCY_GROUPS, Context, frequency_groups
-from .errors import UsageError, unknown
-from .method import HOOKS, METHODS, Method, RepeatFactors, register_method
-from .registry import Registry
-from .track import TRACKS, CellOutcome, DivergenceError, Track, get_track
+from importlib import import_module
 
-__all__ = ["Context", "FREQUENCY_GROUPS", "frequency_groups", "UsageError", "unknown", "HOOKS", "METHODS",
-           "Method", "RepeatFactors", "register_method", "Registry", "TRACKS", "CellOutcome", "DivergenceError", "Track",
-           "get_track"]
+# Attributes load on first use (PEP 562), so that ``from .contract.errors import UsageError``
+# (the CLI's argument parsing, ``imbench ls``) imports no torch; ``from imbench.benchmarks.contract
+# import Method`` works as before.
+_WHERE = {
+    "Context": "context", "FREQUENCY_GROUPS": "context", "frequency_groups": "context",
+    "UsageError": "errors", "unknown": "errors",
+    "HOOKS": "method", "METHODS": "method", "Method": "method", "RepeatFactors": "method",
+    "register_method": "method",
+    "Registry": "registry",
+    "TRACKS": "track", "CellOutcome": "track", "DivergenceError": "track", "Track": "track", "get_track": "track",
+}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

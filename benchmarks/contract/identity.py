@@ -3,13 +3,15 @@
 A *cell* is one resolved configuration (see ``suite.expand``)::
 
     {"track", "dataset": {"name", "split_seed", "fingerprint"}, "recipe": {"name", "params"},
-     "method": {"name", "params"}, "model", "profile": {"name", "budget"}, "subset_seed", "seed"}
+     "method": {"name", "params", "code"}, "model", "profile": {"name", "budget"}, "subset_seed", "seed"}
 
 Its identity, ``config_hash(cell)``, is a hash of all of it: the method and recipe with every
 parameter resolved (defaults filled in, numbers converted to the default's type, so ``gamma: 1``
 in YAML and ``gamma=1.0`` on the command line are one cell), the data (dataset name, the content
 fingerprint of the train/test split actually read, split seed), the model, the budget's content,
-the subset seed and the seed. The code version (git SHA) is recorded but is not part of it.
+the subset seed and the seed, and the method's code: its ``version`` (raised whenever a change
+alters its results) and, for a plugin, a hash of its source (``imbench.benchmarks.code``). The git
+SHA of imbench is recorded but is not part of it.
 
 A *setting* is a cell without its seeds (``seed``, ``subset_seed``): the cells of one setting
 are the repetitions a leaderboard row averages. ``setting_hash`` is its identity.

@@ -55,6 +55,10 @@ class Method:
     # per track, the models the method can run with (e.g. ASDN needs Faster R-CNN's ROI head);
     # a track not listed takes every model
     models: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # raised whenever a change alters the method's results: part of every cell's identity, so a
+    # record written by an earlier version is never resumed as this version's (see
+    # ``imbench.benchmarks.code``; a plugin's source hash is part of the identity too)
+    version: ClassVar[int] = 1
 
     def __init__(self, **params: Any):
         unknown_keys = sorted(set(params) - set(self.defaults))

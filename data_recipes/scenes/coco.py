@@ -203,4 +203,5 @@ SCENE_SOURCES.register("coco", SourceSpec(
     reference="Lin et al., Microsoft COCO: Common Objects in Context (ECCV, 2014)",
     needs="data-root",
     tracks=("detection",),
+    recipes=("natural", "rare-class"),
 ))

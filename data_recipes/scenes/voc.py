@@ -225,4 +225,5 @@ SCENE_SOURCES.register("voc", SourceSpec(
     reference="Everingham et al., The PASCAL Visual Object Classes (VOC) Challenge (IJCV, 2010)",
     needs="data-root",
     tracks=("detection",),
+    recipes=("natural", "rare-class"),
 ))

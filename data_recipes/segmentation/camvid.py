@@ -75,6 +75,7 @@ def load_camvid(*, data_root=None, data_path=None, download=False, split_seed=0,
 
 SEG_SOURCES.register(NAME, SourceSpec(
     name=NAME, loader=load_camvid, needs="data-root", tracks=("segmentation",),
+    recipes=("natural",),
     summary="CamVid road scenes, SegNet's 11 classes (train/ trainannot/ test/ testannot/; 11 = void)",
     reference=REFERENCE,
 ))

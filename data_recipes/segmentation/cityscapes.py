@@ -99,6 +99,7 @@ def load_cityscapes(*, data_root=None, data_path=None, download=False, split_see
 
 SEG_SOURCES.register(NAME, SourceSpec(
     name=NAME, loader=load_cityscapes, needs="data-root", tracks=("segmentation",),
+    recipes=("natural",),
     summary="Cityscapes fine annotations, 19 classes (leftImg8bit/ + gtFine/ labelIds; train / val)",
     reference=REFERENCE,
 ))

@@ -132,6 +132,7 @@ def load_seg_folder(*, data_root=None, data_path=None, download=False, split_see
 
 SEG_SOURCES.register(NAME, SourceSpec(
     name=NAME, loader=load_seg_folder, needs="data-root", tracks=("segmentation",),
+    recipes=("natural",),
     summary="images/ + masks/ (+ classes.json): any folder of images and label masks (e.g. ISBI 2012 membranes)",
     reference="a generic layout; ISBI 2012 EM segmentation challenge (Arganda-Carreras et al. 2015) is one",
 ))

@@ -98,6 +98,7 @@ def load_voc_seg(*, data_root=None, data_path=None, download=False, split_seed=0
 
 SEG_SOURCES.register(NAME, SourceSpec(
     name=NAME, loader=load_voc_seg, needs="data-root", tracks=("segmentation",),
+    recipes=("natural",),
     summary="Pascal VOC 2012 segmentation (background + 20 classes, 255 = void; train.txt / val.txt)",
     reference=REFERENCE,
 ))

@@ -24,6 +24,9 @@ class SourceSpec:
     ``split_seed`` and ``test_fraction`` (``None`` = the source's default); it returns a ``Source``.
     ``needs`` says what the user must supply: ``"nothing"`` (embedded), ``"data-root"`` (a folder in
     torchvision's layout, ``--data-root``) or ``"data-path"`` (one file, ``--data-path``).
+    ``recipes`` names the recipes the source can take (a real scene set cannot be composed anew,
+    so it takes only ``natural`` and selections of its own images), the first being its default;
+    None: every recipe of its track.
     """
 
     name: str
@@ -32,6 +35,7 @@ class SourceSpec:
     reference: str
     needs: str = "nothing"
     tracks: tuple[str, ...] = ("classification",)
+    recipes: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if self.needs not in NEEDS:
