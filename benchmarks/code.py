@@ -71,7 +71,7 @@ def method_code(cls: type[Method]) -> dict:
     module = sys.modules.get(cls.__module__)
     path = getattr(module, "__file__", None)
     top = cls.__module__.split(".")[0]
-    dists = _distributions().get(top, [])
+    dists = _distributions(tuple(sys.path)).get(top, [])
     out.update(module=cls.__module__, qualname=cls.__qualname__,
                file=str(Path(path).resolve()) if path else None,
                distribution=dists[0] if dists else None,
@@ -79,8 +79,8 @@ def method_code(cls: type[Method]) -> dict:
     return out
 
 
-@lru_cache(maxsize=1)
-def _distributions() -> dict:
+@lru_cache(maxsize=4)
+def _distributions(path: tuple) -> dict:  # keyed by sys.path: what is installed where
     return packages_distributions()
 
 

@@ -262,7 +262,8 @@ def ci_bars(tidy: pd.DataFrame, headline: str, out_dir: Path | str, *,
     """Per block: horizontal bars of the headline metric's mean per method, best at the top, with
     the 95 % CI over seeds (none for a single seed); the reference method in black with a dashed
     line at its mean, colours by method family, hatched bars (and ``n=k`` in the label) for
-    methods with fewer successful seeds than the most in their block."""
+    methods with fewer successful seeds than the most in their block. A block of one method gets
+    no plot."""
     rows = tidy[(tidy["metric"] == headline)] if not tidy.empty else tidy
     if rows.empty:
         return []
@@ -272,7 +273,7 @@ def ci_bars(tidy: pd.DataFrame, headline: str, out_dir: Path | str, *,
     for key, b in rows.groupby(KEYS + ["block"], sort=False):
         missing = int(b["mean"].isna().sum())
         b = b[b["mean"].notna()].sort_values("mean", ascending=lower)
-        if b.empty:
+        if len(b) < 2:  # one method: nothing to compare, and its axis would zoom into noise
             continue
         n = len(b)
         fewer = b["fewer_seeds"].eq(True).to_numpy()

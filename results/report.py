@@ -109,6 +109,9 @@ def post_hoc_reading(friedman: dict, cd: float, k: int, n: int) -> str | None:
     return f"the Friedman test rejects equal ranks (p = {p:.3g}): the pairs the CD separates differ at 0.05"
 
 
+MIN_TEST_BLOCKS = 3  # the report runs Friedman / Nemenyi from this many complete blocks
+
+
 def rank_statistics(table: pd.DataFrame, headline: str, lower_is_better: bool, out: Path, track: str) -> dict:
     """Average ranks, Friedman, Nemenyi and the CD diagram of one track; files written under ``out``."""
     from . import ranks
@@ -125,8 +128,11 @@ def rank_statistics(table: pd.DataFrame, headline: str, lower_is_better: bool, o
         return result
     table_ranks = ranks.rank_table(complete)
     result["ranks"] = table_ranks
+    if complete.shape[0] == 2:  # computable, but with 2 blocks F_F is 0 or infinite and no CD separates
+        result["reason"] = "Friedman / Nemenyi not computed (needs >= 3 blocks; 2 here): ranks shown"
+        return result
     result["friedman"] = ranks.friedman(complete)
-    if complete.shape[0] >= 2:
+    if complete.shape[0] >= MIN_TEST_BLOCKS:
         k, n = complete.shape[1], complete.shape[0]
         cd = ranks.critical_difference(k, n)
         avg = ranks.average_ranks(complete)

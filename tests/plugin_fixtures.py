@@ -81,3 +81,37 @@ class Flaky(Method):
         if os.environ.get("IMBENCH_TEST_FLAKY"):
             raise RuntimeError("flaky failure")
         return train
+
+
+class Sleepy(Method):
+    """erm that first sleeps: keeps a cell running long enough to kill its run mid-cell."""
+
+    name = "sleepy"
+    tracks = ("classification",)
+    summary = "erm after a pause (lifecycle tests)"
+    reference = "test fixture"
+    defaults = {"seconds": 2.0}
+
+    def prepare(self, train, ctx):
+        import time
+
+        time.sleep(self.params["seconds"])
+        return train
+
+
+class Crash(Method):
+    """Kills the process that runs it (a worker lost to the OOM killer, say), noting each try in
+    the file ``log``."""
+
+    name = "crash"
+    tracks = ("classification",)
+    summary = "kills its own worker process (executor tests)"
+    reference = "test fixture"
+    defaults = {"log": ""}
+
+    def prepare(self, train, ctx):
+        import os
+
+        with open(self.params["log"], "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        os._exit(1)

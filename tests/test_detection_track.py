@@ -107,6 +107,22 @@ def test_voc_layout_runs_with_natural_imbalance_and_rare_class_selection(cli, tm
     assert all(0 < r <= a for r, a in zip(info["reached"], info["asked"]))
 
 
+def test_a_real_set_named_without_recipe_runs_its_default_recipe_at_its_own_size(cli, tmp_path):
+    root = tmp_path / "voc"
+    write_voc(root)
+    out = tmp_path / "o"
+    code, _, err = cli("run", "detection", "--dataset", "voc", "--data-root", root, "--methods", "erm",
+                       "--out", out, *SMOKE)
+    assert code == 0, err
+    assert "dataset voc takes only natural, rare-class" in err and "it runs natural" in err
+    (rec,) = read_records(out)
+    assert rec["recipe"]["name"] == "natural" and "image_size" not in rec["config"]["dataset"]
+    # named explicitly, a recipe the set cannot take stays an error
+    code, _, err = cli("run", "detection", "--dataset", "voc", "--data-root", root, "--recipe", "small-objects",
+                       "--methods", "erm", "--out", tmp_path / "x", *SMOKE)
+    assert code == 2 and "compose scenes" in err
+
+
 def test_coco_layout_runs(cli, tmp_path):
     root = write_coco(tmp_path / "coco")
     code, _, err = cli("run", "detection", "--dataset", "coco", "--data-root", root, "--recipe", "natural",

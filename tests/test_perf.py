@@ -70,3 +70,18 @@ def test_quick_segmentation_cell(benchmark, method):
     outcome = benchmark.pedantic(lambda: track.run(cell, METHODS.get(method)(), {"device": "cpu"}, False),
                                  rounds=2, iterations=1)
     assert outcome.metrics["miou"] > 0.1
+
+
+@pytest.mark.parametrize("command", ["python -c pass", "imbench ls methods", "imbench --help"])
+def test_cli_answers_at_once(benchmark, command):
+    """The CLI as a whole process (what a user waits for) beside a bare Python start: ``ls`` and
+    ``--help`` import no torch (tests/test_cli_fast.py checks that; this measures it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("imbench")
+    argv = [sys.executable, "-c", "pass"] if command.startswith("python") else [str(script), *command.split()[1:]]
+    done = benchmark.pedantic(lambda: subprocess.run(argv, capture_output=True, check=True), rounds=10,
+                              iterations=1, warmup_rounds=1)
+    assert done.returncode == 0

@@ -158,3 +158,23 @@ def test_one_cell_through_the_track(tmp_path):
     cm = np.array(m["confusion_matrix"])
     assert cm.sum() == m["labelled_pixels"] and abs(m["pixel_accuracy"] - np.trace(cm) / cm.sum()) < 1e-12
     assert rec["class_counts"]["unit"] == "pixels" and rec["config"]["dataset"]["image_size"] == 32
+
+
+def test_the_quick_grid_settings_stay_on_the_suites_own_data():
+    """The quick segmentation grid's image_size (32) is for digit-scenes; a real set named on the
+    command line keeps its size and, without --recipe, runs natural (noted)."""
+    from imbench.benchmarks.plugins import load_methods
+    from imbench.benchmarks.suite import Overrides, expand, load_suite
+
+    load_methods()
+    suite = load_suite("segmentation")
+    notes: list[str] = []
+    cells = expand(suite, Overrides(datasets=["seg-folder"], methods=["erm"], seeds=[0]), notes)
+    assert {c["recipe"]["name"] for c in cells} == {"natural"} and len(cells) == 1
+    assert "image_size" not in cells[0]["dataset"] and cells[0]["dataset"]["split_seed"] == 0
+    assert len(notes) == 1 and "seg-folder takes only natural" in notes[0]
+    sized = expand(suite, Overrides(datasets=["seg-folder"], methods=["erm"], seeds=[0], image_size=64))
+    assert sized[0]["dataset"]["image_size"] == 64
+    own = expand(suite, Overrides(datasets=["digit-scenes"], methods=["erm"], seeds=[0]))
+    assert {c["dataset"]["image_size"] for c in own} == {32} and len(own) == 2
+    assert {c["recipe"]["name"] for c in own} == {"rare-pixels", "fg-bg"}
