@@ -104,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_run_args(args) -> None:
     """The checks of ``imbench run``'s flags that need no registry (and so no torch)."""
-    _floats(args.ir, "--ir")
     if args.ir is not None and any(v < 1 for v in _floats(args.ir, "--ir")):
         raise UsageError(f"--ir must be at least 1, got {args.ir}")
     if args.no_retry and not args.resume:
@@ -274,7 +273,7 @@ def cmd_ls(args) -> int:
     if args.track and args.track not in tracks:
         raise unknown("track", args.track, tracks)
     if args.plugin or list(entry_points(group=ENTRY_POINT_GROUP)):
-        from .plugins import METHODS, load_methods
+        from .plugins import load_methods
 
         load_methods(tuple(args.plugin))
         table = {**table, "methods": catalog.method_rows(),

@@ -121,21 +121,17 @@ def base_record(cell: dict, runtime: dict, previous: dict | None = None) -> dict
         "method": cell["method"]["name"], "method_params": cell["method"]["params"],
         "model": cell["model"], "profile": cell["profile"]["name"], "seed": cell["seed"],
         "subset_seed": cell.get("subset_seed", 0),
-        "device": runtime["device"], "threads": _threads(),
+        "device": runtime["device"], "threads": torch.get_num_threads(),
         "versions": versions(), "git": git_state(), "label": names["cell"],
         "attempts": [*previous.get("attempts", []), _attempt(previous)] if previous else [],
     }
 
 
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
 def failed_record(cell: dict, runtime: dict, error: str, previous: dict | None = None) -> dict:
     """The record of a cell whose worker died (a Ray task lost twice): written by the driver."""
     record = base_record(cell, runtime, previous)
+    cls = method_class(cell["method"]["name"])
+    record.update(method_family=cls.family, method_hooks=cls.hooks(), method_code=method_code(cls))
     record.update(status="failed", error=error, metrics={}, class_counts={}, training={},
                   timings={"total_s": 0.0}, threads=None,
                   created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
