@@ -11,7 +11,8 @@ from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract import Context, Method
 from ..benchmarks.contract.method import register_method
 from ..tasks.segmentation.losses import PixelFocal
-from .box_losses import sigmoid_focal, softmax_focal
+from ..tasks.detection.models import SOFTMAX_HEAD_MODELS
+from .box_losses import softmax_focal
 
 
 class FocalLoss(nn.Module):
@@ -45,10 +46,11 @@ class Focal(Method):
     α-balanced form with the recipe's minority classes (``ctx.minority``) as the rare
     "positive" class: α_t = alpha for a minority class, 1 − alpha for the others.
 
-    Detection: on the sigmoid heads (FCOS, RetinaNet) torchvision's sigmoid focal loss with these
-    ``gamma`` and ``alpha`` (alpha < 0: none) replaces the detector's own (which is gamma 2,
-    alpha 0.25: ``focal:alpha=0.25`` reproduces ``erm`` exactly); on Faster R-CNN's softmax head,
-    the softmax form above over background + K classes (background α_t 1).
+    Detection: Faster R-CNN only (``models``): the softmax form above over background + K classes
+    (background α_t 1) in place of its softmax CE. Not offered on the dense sigmoid heads (FCOS,
+    RetinaNet): their own loss -- ``erm`` there -- already is Lin et al.'s sigmoid focal loss
+    (γ 2, α 0.25), so a ``focal`` row would only be erm with other constants (with α off, as the
+    default here, it measured erm without the α-balancing the paper prescribes for dense heads).
 
     Segmentation: MONAI's ``FocalLoss`` (softmax form, the same ``gamma`` and per-class α_t) over
     the labelled pixels, void left out, averaged over them -- the classification loss above on
@@ -62,6 +64,7 @@ class Focal(Method):
     summary = "Focal loss (softmax form): down-weight easy items by (1 - p_t)^gamma"
     reference = "Lin, Goyal, Girshick, He & Dollár, Focal Loss for Dense Object Detection, ICCV 2017"
     defaults = {"gamma": 2.0, "alpha": -1.0}
+    models = {"detection": SOFTMAX_HEAD_MODELS}
 
     def check(self) -> None:
         if float(self.params["gamma"]) < 0:
@@ -71,8 +74,6 @@ class Focal(Method):
 
     def criterion(self, ctx: Context):
         alpha, gamma = float(self.params["alpha"]), float(self.params["gamma"])
-        if ctx.track == "detection" and ctx.model_info.get("head") == "sigmoid":
-            return partial(sigmoid_focal, alpha=alpha, gamma=gamma)
         alpha_t = None
         if alpha >= 0:
             alpha_t = torch.full((ctx.num_classes,), 1.0 - alpha)

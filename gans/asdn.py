@@ -74,6 +74,7 @@ from torch import Tensor, nn
 from ..benchmarks.contract.context import Context
 from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract.method import Method, register_method
+from ..tasks.detection.models import SOFTMAX_HEAD_MODELS
 
 NEGATIVE_KEEP = 0.4  # the official pre-training's drop_neg: share of kept pixels that enter the BCE
 
@@ -150,7 +151,7 @@ class ASDN(Method):
     name = "asdn"
     family = "gan"
     tracks = ("detection",)
-    models = {"detection": ("faster-rcnn", "faster-rcnn-resnet18")}
+    models = {"detection": SOFTMAX_HEAD_MODELS}
     summary = "A-Fast-RCNN's adversarial spatial dropout: an adversary masks ROI features into hard positives"
     reference = ("Wang, Shrivastava & Gupta, A-Fast-RCNN: Hard Positive Generation via Adversary for "
                  "Object Detection, CVPR 2017")

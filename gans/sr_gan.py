@@ -67,6 +67,7 @@ from torch import Tensor, nn
 from ..benchmarks.contract.context import Context
 from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract.method import Method, register_method
+from ..tasks.detection.models import SOFTMAX_HEAD_MODELS
 
 OUT_INIT_SCALE = 0.1  # G's output convolution starts at this fraction of its Kaiming init
 D_HIDDEN = 256
@@ -146,7 +147,7 @@ class SRGAN(Method):
     name = "sr-gan"
     family = "gan"
     tracks = ("detection",)
-    models = {"detection": ("faster-rcnn", "faster-rcnn-resnet18")}
+    models = {"detection": SOFTMAX_HEAD_MODELS}
     summary = ("Perceptual GAN: a residual generator super-resolves small-ROI features, trained by the "
                "detection loss and adversarially against large-object features")
     reference = ("Li, Liang, Wei, Xu, Feng & Yan, Perceptual Generative Adversarial Networks for Small Object "

@@ -95,14 +95,16 @@ def _digest(images, targets) -> tuple:
 
 
 def run_hooks(cls: type[Method], seed: int) -> dict:
-    """Every hook of ``cls`` on a tiny imbalanced SceneSet with an FCOS detector; what must be
-    equal across two runs with one seed."""
+    """Every hook of ``cls`` on a tiny imbalanced SceneSet with an FCOS and a Faster R-CNN detector
+    (those of the two the method runs with); what must be equal across two runs with one seed."""
     from ..tasks.detection.train import model_targets
 
     torch.manual_seed(seed)
     train = tiny_sceneset()
     out: dict = {}
     for model_name, head in (("fcos", "sigmoid"), ("faster-rcnn", "softmax")):
+        if not cls.supports("detection", model_name):
+            continue  # a method restricted to other models (Method.models) is checked with those
         ctx = tiny_scene_context(train, seed=seed, head=head, model=model_name)
         method = cls()
         prepared = method.prepare(train, ctx)

@@ -290,5 +290,10 @@ for _name, _fn, _summary, _bb in [
     }[_name.replace("-resnet18", "")]))
 
 
+# the models with a softmax ROI head (what softmax losses -- seesaw, softmax focal -- and the
+# ROI-feature GAN methods need)
+SOFTMAX_HEAD_MODELS = ("faster-rcnn", "faster-rcnn-resnet18")
+
+
 def build_detector(name: str, *, num_classes: int, in_channels: int, image_size: int, mean, std) -> Detector:
     return MODELS.get(name).build(num_classes, in_channels, image_size, mean, std)
