@@ -331,3 +331,54 @@ def test_resized_real_set_scales_detection_areas_into_the_gt_units():
     assert with_fp["ap"] < 1.0  # ... but counts in "all"
     unscaled = SceneSet([torch.zeros(1, 32, 32, dtype=torch.uint8)], [target], ["a"])
     assert M.detection_metrics(unscaled, [fp], minority=[], area_ranges=ranges)["ap_small"] < 1.0
+
+
+# --------------------------------------------------------------------- LVIS groups, VOC07
+@pytest.mark.parametrize("seed", [1, 2])
+def test_lvis_group_aps_equal_cocoeval_restricted_to_the_group(seed):
+    """AP_r / AP_c / AP_f: COCOeval with params.catIds = the group's categories reports the same
+    stats[0] (LVIS's AP_r is the mean per-category AP over the rare categories)."""
+    gt_raw, det_raw = random_case(seed)
+    groups = {"rare": [3], "common": [1, 2], "frequent": [0]}
+    got = detection_metrics(scene_set(gt_raw), predictions(det_raw), minority=[], groups=groups)
+    for key, name in (("ap_r", "rare"), ("ap_c", "common"), ("ap_f", "frequent")):
+        ref = reference_eval(gt_raw, det_raw, cat_ids=[c + 1 for c in groups[name]])
+        assert got[key] == pytest.approx(stat(ref.stats[0]), abs=1e-12), key
+    empty = detection_metrics(scene_set(gt_raw), predictions(det_raw), minority=[],
+                              groups={"rare": [], "common": [], "frequent": [0, 1, 2, 3]})
+    assert empty["ap_r"] is None and empty["ap_c"] is None and empty["ap_f"] == pytest.approx(got["ap"])
+
+
+def _voc(gt_raw, det_raw):
+    from imbench.tasks.detection.voc_eval import voc07_metrics
+
+    return voc07_metrics(scene_set(gt_raw), predictions(det_raw))
+
+
+def test_voc07_eleven_point_ap_hand_checked():
+    """Two objects; detections by score: hit, miss, hit -> precision 1, 1/2, 2/3 at recall 1/2,
+    1/2, 1: the 11-point AP is (6 x 1 + 5 x 2/3) / 11."""
+    a, b = obj([10, 10, 40, 40], 0), obj([80, 80, 120, 120], 0)
+    dets = [det([10, 10, 40, 40], 0, 0.9), det([50, 10, 70, 30], 0, 0.8), det([81, 81, 120, 120], 0, 0.7)]
+    got = _voc([[a, b]], [dets])
+    assert got["voc07_ap50_per_class"][0] == pytest.approx((6 + 5 * 2 / 3) / 11)
+    assert got["voc07_ap50_per_class"][1:] == [None] * (K - 1)
+    assert got["voc07_map50"] == pytest.approx((6 + 5 * 2 / 3) / 11)
+    perfect = _voc([[a, b]], [[det(a["box"], 0, 0.9), det(b["box"], 0, 0.8)]])
+    assert perfect["voc07_map50"] == pytest.approx(1.0)
+
+
+def test_voc07_difficult_rule_differs_from_coco_crowd():
+    """A small detection inside a large difficult object: COCO's crowd IoU (over the detection's
+    area) is 1, so COCO ignores it; VOC's IoU is small, so VOC counts a false positive. A detection
+    on the difficult object itself (IoU >= 0.5) is ignored by both."""
+    hit = obj([10, 10, 40, 40], 0)
+    hard = obj([60, 60, 150, 150], 0, difficult=True)
+    inside = det([100, 100, 110, 110], 0, 0.95)  # ranked above the hit
+    dets = [inside, det([10, 10, 40, 40], 0, 0.9)]
+    coco = detection_metrics(scene_set([[hit, hard]]), predictions([dets]), minority=[])
+    assert coco["ap50"] == ONE
+    voc = _voc([[hit, hard]], [dets])
+    assert voc["voc07_map50"] == pytest.approx(0.5)  # precision 1/2 at recall 1
+    on_hard = [det([62, 62, 150, 150], 0, 0.95), det([10, 10, 40, 40], 0, 0.9)]
+    assert _voc([[hit, hard]], [on_hard])["voc07_map50"] == pytest.approx(1.0)

@@ -34,6 +34,7 @@ def test_detection_run_records_cells_with_coco_metrics(cli, tmp_path):
         assert r["track_info"]["headline"] == "ap" and r["track_info"]["per_class"] == "per_class_ap"
         m = r["metrics"]
         assert 0.0 <= m["ap"] <= 1.0 and len(m["per_class_ap"]) == 10 and m["max_dets"][-1] == 100
+        assert {"ap_r", "ap_c", "ap_f"} <= set(m) and "voc07_map50" not in m
         counts = r["class_counts"]
         assert counts["recipe"] == r["data"]["recipe"]["counts"] == r["data"]["recipe"]["reached"]
         assert set(counts["frequency_groups"]) == {"rare", "common", "frequent"}
@@ -125,6 +126,7 @@ def test_a_real_set_named_without_recipe_runs_its_default_recipe_at_its_own_size
     assert "dataset voc takes only natural, rare-class" in err and "it runs natural" in err
     (rec,) = read_records(out)
     assert rec["recipe"]["name"] == "natural" and "image_size" not in rec["config"]["dataset"]
+    assert "voc07_map50" in rec["metrics"] and len(rec["metrics"]["voc07_ap50_per_class"]) == 20
     # named explicitly, a recipe the set cannot take stays an error
     code, _, err = cli("run", "detection", "--dataset", "voc", "--data-root", root, "--recipe", "small-objects",
                        "--methods", "erm", "--out", tmp_path / "x", *SMOKE)

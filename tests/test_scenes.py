@@ -257,6 +257,27 @@ def test_rare_class_selects_images_without_a_composer():
     json.dumps(r.info)
     nat = apply_scene_recipe(fake, "natural", None, 0)
     assert nat.train is fake.train and nat.counts == fake.train.instance_counts()
+    # a real set's minority: below the geometric midpoint of its counts (rare_ap is defined)
+    counts = fake.train.instance_counts()
+    cut = (max(counts) * min(counts)) ** 0.5
+    assert nat.minority == [c for c, n in enumerate(counts) if n < cut] and nat.minority
+    assert nat.info["absent_classes"] == []
+
+
+def test_natural_leaves_an_absent_class_out_of_the_midpoint():
+    from imbench.data_recipes.imageset import Source
+    from imbench.data_recipes.sceneset import make_target
+
+    def scenes(labels_per_image):
+        images = [torch.zeros((1, 32, 32), dtype=torch.uint8) for _ in labels_per_image]
+        targets = [make_target([[2 + 6 * j, 2, 6 + 6 * j, 6] for j in range(len(ls))], ls, (32, 32))
+                   for ls in labels_per_image]
+        return SceneSet(images, targets, ["a", "b", "c", "d"])
+
+    train = scenes([[0, 0, 0], [0, 0, 0], [0, 0, 1], [2, 2, 2], [2, 0, 0]])  # counts 10, 1, 4, 0
+    src = Source("fake", train, scenes([[0, 1, 2, 3]]), {"area_ranges": area_ranges(32)})
+    nat = apply_scene_recipe(src, "natural", None, 0)
+    assert nat.counts == [10, 1, 4, 0] and nat.minority == [1] and nat.info["absent_classes"] == [3]
 
 
 @pytest.mark.parametrize("name", ["small-objects", "occlusion", "fg-bg"])

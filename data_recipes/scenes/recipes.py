@@ -5,7 +5,11 @@ Counts are *instance* (object) counts. With a source that can compose scenes
 counts; on other sources (real VOC / COCO sets) only ``natural`` and ``rare-class`` work, the
 latter by selecting training images.
 
-* ``natural``: the source's training split unchanged.
+* ``natural``: the source's training split unchanged. Minority (what ``rare_ap`` averages): the
+  classes whose instance count is below the geometric midpoint ``sqrt(max * min)`` of the counts
+  of the classes that have instances, as the segmentation ``natural`` does by pixels (a balanced
+  set has none); a class without a training instance cannot be learnt and is listed in
+  ``info["absent_classes"]`` instead.
 * ``rare-class``: a long tail over classes: ``profile=longtail`` gives position ``p`` the count
   ``int(n_max * (1/ir) ** (p / (C - 1)))`` (the classification ``longtail``), ``profile=step``
   the last ``floor(mu * C)`` positions ``floor(n_max / ir)``; ``class_order`` maps positions to
@@ -145,7 +149,11 @@ def _check_rare_count(recipe: str, p: dict, what: str) -> None:
                        summary="the source's training split unchanged (balanced for digit-scenes)",
                        reference="the source's own training split")
 def natural(ctx: SceneContext) -> SceneSelection:
-    return SceneSelection(ctx.train, [], {}, np.arange(len(ctx.train)))
+    counts = list(ctx.train.instance_counts())
+    present = [c for c, n in enumerate(counts) if n > 0]
+    minority = [present[i] for i in midpoint_minority([counts[c] for c in present])] if len(present) > 1 else []
+    return SceneSelection(ctx.train, minority, {"absent_classes": [c for c, n in enumerate(counts) if n == 0]},
+                          np.arange(len(ctx.train)))
 
 
 # ---------------------------------------------------------------- rare-class

@@ -67,6 +67,15 @@ METRIC_NOTES: dict[str, str] = {
                     "object (its false positives then lower no AP, as in COCO)",
     "rare_ap": "mean of per_class_ap over the minority classes that have one (None values left "
                "out); None if minority is empty or none of them has GT",
+    "ap_r": "LVIS AP_r: mean of per_class_ap over the 'rare' frequency group of the training set "
+            "(class_counts.frequency_groups: LVIS's image-count groups scaled to the set); None if "
+            "the group is empty or none of its classes has GT (a balanced set is all 'frequent')",
+    "ap_c": "LVIS AP_c: as ap_r over the 'common' group",
+    "ap_f": "LVIS AP_f: as ap_r over the 'frequent' group",
+    "voc07_map50": "VOC-layout sets only: PASCAL VOC 2007 mAP at IoU 0.5 with VOC's own difficult "
+                   "rule (a detection overlapping a difficult object by IoU >= 0.5 is ignored; "
+                   "11-point interpolated AP; tasks/detection/voc_eval.py), mean over the classes "
+                   "with a non-difficult object; voc07_ap50_per_class per class",
     "ar100": "COCO AR@max_dets (AR@100 by default), IoU .5:.95, area 'all' (COCOeval.stats[8]): "
              "mean of eval['recall'] over the entries > -1; None as for ap",
     "recall_by_occlusion": "share of the non-difficult GT objects of each occlusion bucket "
@@ -199,8 +208,9 @@ def _area_ranges(area_ranges: Mapping[str, Sequence[float]] | None) -> dict[str,
 
 def detection_metrics(test: SceneSet, predictions: Sequence[Mapping[str, Any]], *,
                       minority: Sequence[int], area_ranges: Mapping[str, Sequence[float]] | None = None,
-                      max_dets: int = 100) -> dict[str, Any]:
-    """COCO AP / AR (overall, by size, per class, minority mean) and recall by occlusion of
+                      max_dets: int = 100, groups: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
+    """COCO AP / AR (overall, by size, per class, minority mean, LVIS frequency groups when
+    ``groups`` -- rare / common / frequent class lists -- is given) and recall by occlusion of
     ``predictions`` (one dict per image of ``test``, same order) -- see ``METRIC_NOTES``."""
     if len(predictions) != len(test):
         raise ValueError(f"{len(predictions)} predictions for {len(test)} images")
@@ -272,7 +282,12 @@ def detection_metrics(test: SceneSet, predictions: Sequence[Mapping[str, Any]], 
         return float(np.mean(hits)) if hits else None
 
     n_difficult = sum(int(a["iscrowd"]) for a in gt.dataset["annotations"])
+    by_group = {}
+    for key, name in (("ap_r", "rare"), ("ap_c", "common"), ("ap_f", "frequent")):
+        values = [per_class[c] for c in (groups or {}).get(name, []) if per_class[c] is not None]
+        by_group[key] = float(np.mean(values)) if values else None
     return {
+        **by_group,
         "ap": _mean_defined(precision[:, :, :, 0, -1]),
         "ap50": _mean_defined(precision[t50, :, :, 0, -1]),
         "ap75": _mean_defined(precision[t75, :, :, 0, -1]),

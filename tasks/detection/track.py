@@ -13,6 +13,9 @@ from ...data_recipes.scenes.recipes import apply_scene_recipe, resolve_scene_rec
 from .metrics import METRIC_NOTES, detection_metrics
 from .models import MODELS, build_detector
 from .train import AUGMENT, fit, predict
+from .voc_eval import voc07_metrics
+
+VOC07_SOURCES = ("voc",)  # sets whose difficult flags follow VOC: also scored by VOC07 mAP@0.5
 
 
 def load_cell_data(cell: dict, runtime: dict):
@@ -31,8 +34,8 @@ class DetectionTrack(Track):
     default_model = "fcos"
     default_dataset = "digit-scenes"
     headline_metric = "ap"
-    report_metrics = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "rare_ap", "ar100",
-                      "recall_occluded", "fid", "kid")
+    report_metrics = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "rare_ap", "ap_r", "ap_c",
+                      "ap_f", "ar100", "recall_occluded", "voc07_map50", "fid", "kid")
     per_class_metric = "per_class_ap"
     lower_is_better = ("fid", "kid")
     table_metrics = ("ap", "ap50", "ap_small", "rare_ap")
@@ -78,7 +81,9 @@ class DetectionTrack(Track):
         t = time.perf_counter()
         predictions = predict(model, imb.test.images, device)
         metrics = detection_metrics(imb.test, predictions, minority=list(imb.minority),
-                                    area_ranges=source.info.get("area_ranges"))
+                                    area_ranges=source.info.get("area_ranges"), groups=ctx.frequency_groups)
+        if source.name in VOC07_SOURCES:
+            metrics.update(voc07_metrics(imb.test, predictions))
         metrics.update(ctx.metrics)
         timings["evaluate_s"] = time.perf_counter() - t
         counts = {
