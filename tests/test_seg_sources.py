@@ -65,7 +65,7 @@ def test_image_size_resizes_masks_with_nearest(tmp_path):
 
 def test_errors_are_one_line(tmp_path):
     root = write_folder(tmp_path / "bad", classes={"0": "a", "128": "b"})  # 255 is not mapped
-    with pytest.raises(UsageError, match="mask value 255 is not a class") as err:
+    with pytest.raises(UsageError, match="mask value 255 is not a label") as err:
         load_segset("seg-folder", data_root=root)
     assert "\n" not in str(err.value)
     root = write_folder(tmp_path / "missing")
@@ -121,3 +121,27 @@ def test_split_lists_must_not_overlap(tmp_path):
     (root / "splits" / "test.txt").write_text("im2\nim3\n")
     with pytest.raises(UsageError, match="'im2' is in both train.txt and test.txt"):
         load_segset("seg-folder", data_root=root)
+
+
+def test_a_negative_mask_value_is_refused_not_wrapped(tmp_path):
+    """A 32-bit mask can hold -1; indexing the value table with it would read the table's last
+    entry (a valid class) without a word."""
+    root = write_folder(tmp_path / "neg", values=(0, 1, 2))
+    mask = np.zeros((12, 16), dtype=np.int32)
+    mask[0, 0] = -1
+    (root / "masks" / "im2.png").unlink()
+    Image.fromarray(mask, mode="I").save(root / "masks" / "im2.tif")
+    with pytest.raises(UsageError, match="mask value -1 is not a label") as err:
+        load_segset("seg-folder", data_root=root)
+    assert "\n" not in str(err.value)
+
+
+def test_label_maps_are_resized_with_pixel_centres_aligned():
+    """Downscaling by 3 takes the middle source pixel of each block (NEAREST_EXACT); torch's
+    plain nearest took the first, shifting the map by a source pixel against the image."""
+    from imbench.data_recipes.segmentation.layout import resize_pair
+
+    mask = torch.tensor([[0, 1, 0, 2, 1, 2]] * 6)
+    img = torch.zeros((1, 6, 6), dtype=torch.uint8)
+    _, small = resize_pair(img, mask, 2)
+    assert small.tolist() == [[1, 1], [1, 1]]

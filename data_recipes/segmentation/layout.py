@@ -54,11 +54,13 @@ def read_mask(path: str, hint: str = "values are classes") -> np.ndarray:
 
 def resize_pair(img: torch.Tensor, mask: torch.Tensor, size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``img`` (C, H, W) and ``mask`` (H, W) with the longer side ``size`` (None: unchanged);
-    the image bilinear with antialias, the mask nearest."""
+    the image bilinear with antialias, the mask by nearest neighbour with pixel centres aligned
+    (``NEAREST_EXACT``: torch's plain ``nearest`` picks the source pixel left of the centre, which
+    shifts a downscaled label map by up to half a source pixel against its image)."""
     if size is not None and max(mask.shape) != size:
         shape = list(resized_shape(*mask.shape, size))
         img = F.resize(img, shape, antialias=True)
-        mask = F.resize(mask[None], shape, interpolation=F.InterpolationMode.NEAREST)[0]
+        mask = F.resize(mask[None], shape, interpolation=F.InterpolationMode.NEAREST_EXACT)[0]
     return img, mask
 
 

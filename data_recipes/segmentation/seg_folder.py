@@ -29,7 +29,7 @@ from ..scenes.real import check_image_size, read_image, seeded_split
 from ..segset import SegSet
 from ..sources._common import SourceSpec, corrupt, require_root
 from . import SEG_SOURCES
-from .layout import files_by_stem, read_mask, resize_pair
+from .layout import files_by_stem, map_mask, read_mask, resize_pair
 
 NAME = "seg-folder"
 LAYOUT = "DIR/images/<name>.<ext>, DIR/masks/<name>.<ext> (same names), optional DIR/classes.json"
@@ -84,15 +84,14 @@ def load_seg_folder(*, data_root=None, data_path=None, download=False, split_see
         lut[value] = cls
     items = []
     for stem, m in zip(stems, raw):
-        mapped = lut[m]
-        if (mapped < 0).any():
-            bad = int(m[mapped < 0][0])
-            raise UsageError(f"{masks[stem]}: mask value {bad} is not a class ({class_source}: "
-                             f"{sorted(value_map)})")
+        # map_mask refuses a negative value (an int32 mask can hold one) instead of letting it
+        # index the table from its end
+        mapped = map_mask(m, lut, masks[stem], f"{class_source}: {sorted(value_map)}")
         img = read_image(images[stem])
-        if tuple(img.shape[1:]) != mapped.shape:
-            raise UsageError(f"{masks[stem]}: mask {mapped.shape} and image {tuple(img.shape[1:])} differ in size")
-        img, mask = resize_pair(img, torch.from_numpy(mapped), size)
+        if tuple(img.shape[1:]) != tuple(mapped.shape):
+            raise UsageError(f"{masks[stem]}: mask {tuple(mapped.shape)} and image {tuple(img.shape[1:])} "
+                             "differ in size")
+        img, mask = resize_pair(img, mapped, size)
         items.append((stem, img, mask))
     split_dir = os.path.join(root, "splits")
     lists = {k: os.path.join(split_dir, f"{k}.txt") for k in ("train", "test")}
