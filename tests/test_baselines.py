@@ -409,7 +409,7 @@ def test_random_erasing_erases_rectangles_and_keeps_global_rng():
     x, y = _images((1, 16, 16), b=32)
     x = x * 0.9 + 0.1  # no zero pixels before erasing
     state = torch.get_rng_state()
-    (xa, _), _ = _run_aug("random-erasing", x, y, p=1.0)
+    (xa, _), _ = _run_aug("random-erasing", x, y, p=1.0, value="0")
     assert torch.equal(torch.get_rng_state(), state)
     for i in range(len(x)):
         zero = xa[i, 0] == 0
@@ -419,6 +419,22 @@ def test_random_erasing_erases_rectangles_and_keeps_global_rng():
         assert torch.equal(xa[i][~zero[None]], x[i][~zero[None]])
     (xn, _), _ = _run_aug("random-erasing", x, y, p=0.0)
     assert torch.equal(xn, x)
+
+
+def test_random_erasing_fills_with_uniform_noise_by_default_as_the_papers_re_r():
+    x, y = _images((1, 16, 16), b=64)
+    x = torch.full_like(x, 0.25)  # a flat image: every erased pixel shows
+    (xa, _), _ = _run_aug("random-erasing", x, y, p=1.0)
+    changed = xa != x
+    values = xa[changed]
+    assert changed.any() and 0.0 <= float(values.min()) and float(values.max()) <= 1.0
+    assert abs(float(values.mean()) - 0.5) < 0.03 and float(values.std()) > 0.25  # U(0, 1): std 0.289
+    for i in range(len(x)):  # still one rectangle per image (a U(0,1) draw hits 0.25 almost never)
+        rows, cols = changed[i, 0].any(1).nonzero()[:, 0], changed[i, 0].any(0).nonzero()[:, 0]
+        assert changed[i, 0].sum() <= len(rows) * len(cols) and changed[i, 0].sum() >= len(rows) * len(cols) - 2
+    from imbench.baselines.random_erasing import RandomErasing
+
+    assert RandomErasing(value="0.0").params["value"] == RandomErasing(value=0).params["value"] == "0"
 
 
 # ------------------------------------------------------------------ parameters
@@ -432,6 +448,7 @@ def test_random_erasing_erases_rectangles_and_keeps_global_rng():
     ("borderline-smote", {"m_neighbors": 0}), ("borderline-smote", {"kind": "borderline-3"}),
     ("augment", {"policy": "cutout"}), ("random-erasing", {"p": 1.5}),
     ("random-erasing", {"scale_max": 0.01}), ("random-erasing", {"value": 2.0}),
+    ("random-erasing", {"value": "noise"}),
     ("erm", {"lr": 0.1}), ("smote", {"k": 3}), ("cb-loss", {"beta": "abc"}),
 ])
 def test_impossible_parameters_raise_usage_error(name, params):

@@ -163,7 +163,7 @@ def test_random_erasing_on_scenes_changes_only_one_rectangle():
     images, targets = _batch(train)
     images = [i * 0.9 + 0.1 for i in images]  # no zero pixel before erasing
     ctx = tiny_scene_context(train)
-    method = RandomErasing(p=1.0)
+    method = RandomErasing(p=1.0, value=0)
     method.on_epoch(0, ctx)
     out_i, out_t = method.augment(([i.clone() for i in images], targets), ctx)
     for a, b, t, u in zip(out_i, images, out_t, targets):
@@ -173,7 +173,7 @@ def test_random_erasing_on_scenes_changes_only_one_rectangle():
         assert zero.any() and zero.sum() == len(rows) * len(cols)
         assert rows.max() - rows.min() + 1 == len(rows) and cols.max() - cols.min() + 1 == len(cols)
         assert torch.equal(a[:, ~zero], b[:, ~zero])
-    again = RandomErasing(p=1.0)
+    again = RandomErasing(p=1.0, value=0)
     again.on_epoch(0, tiny_scene_context(train))
     assert all(torch.equal(x, y) for x, y in zip(out_i, again.augment(([i.clone() for i in images], targets), ctx)[0]))
 
