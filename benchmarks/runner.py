@@ -98,9 +98,10 @@ def run_cell(cell: dict, runtime: dict, progress: bool = False, previous: dict |
                 f"method {cls.name!r} here is {code_identity(cls)}, the run planned {cell['method']['code']}: "
                 "a worker with other code than the driver (install the same imbench and plugins everywhere)")
         outcome = track.run(cell, cls(**cell["method"]["params"]), runtime, progress)
+        extras = dict(outcome.extras)
         record.update(status="ok", error=None, metrics=outcome.metrics, class_counts=outcome.class_counts,
-                      timings=outcome.timings, extras=outcome.extras, data=outcome.data,
-                      training=outcome.training)
+                      timings=outcome.timings, extras=extras, data=outcome.data,
+                      training=outcome.training, identical_to=extras.pop("identical_to", None))
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a failing method is recorded, the suite goes on

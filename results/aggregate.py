@@ -19,7 +19,11 @@ precisely, per (setting, metric), a *setting* being a cell without its seeds —
   digits tie; lower is better for the metrics the track lists in ``lower_is_better``);
 * ``fewer_seeds``: True when the mean is over fewer seeds than the most successful cells any
   setting of its block has (a failed cell, or a metric a cell could not measure, so a mean over
-  fewer seeds is never silently compared with the others).
+  fewer seeds is never silently compared with the others);
+* ``identical_to``: ``"erm"`` when every successful cell of the setting computed erm's cell by
+  construction (the record's ``identical_to``: an over-sampler on a balanced block, a generator
+  with nothing to generate); its ``p_vs_erm`` is NaN and the rank tests across blocks leave it
+  out -- a copy of erm is not evidence for or against a method -- while the tables show it.
 
 A *block* is the settings that differ only in their method (same track, data, recipe, model and
 training budget; a generative budget — the profile's ``gan`` block — belongs to the method);
@@ -49,7 +53,8 @@ LEGACY_TRACK_INFO = {"headline": "balanced_accuracy",
                      "per_class": "per_class_recall", "lower_is_better": ["fid", "kid"],
                      "table": ["balanced_accuracy", "macro_f1", "tail_recall"]}
 TIDY_COLUMNS = LABELS + ["family", "setting", "block", "metric", "mean", "std", "n_seeds", "n_failed",
-                         "ci95_lo", "ci95_hi", "delta_vs_erm", "n_pairs", "p_vs_erm", "rank", "fewer_seeds"]
+                         "ci95_lo", "ci95_hi", "delta_vs_erm", "n_pairs", "p_vs_erm", "rank", "fewer_seeds",
+                         "identical_to"]
 
 
 def track_info(records: list[dict], track: str) -> dict:
@@ -88,7 +93,8 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
                "model": r["model"], "profile": names.get("profile", r["profile"]), "method": names["method"],
                "family": r.get("method_family", ""),
                "setting": r.get("setting_hash") or setting_hash(r["config"]), "block": block_key(r["config"]),
-               "seed": r["seed"], "subset_seed": r.get("subset_seed", 0), "status": r["status"]}
+               "seed": r["seed"], "subset_seed": r.get("subset_seed", 0), "status": r["status"],
+               "identical_to": r.get("identical_to") or ""}
         metrics = dict(r.get("metrics") or {})
         if r.get("record_version", 1) < 2 and "cas_mean" in metrics:  # v1 called GAN-test "cas"
             metrics["gan_test_mean"] = metrics.pop("cas_mean")
@@ -155,6 +161,8 @@ def tidy(records: list[dict]) -> pd.DataFrame:
             first = cells.iloc[0]
             good = cells[cells["status"] == "ok"]
             n_failed = int((cells["status"] != "ok").sum())
+            # erm's cells by construction (every successful cell says so): shown, not evidence
+            same = "erm" if len(good) and (good["identical_to"] == "erm").all() else ""
             for metric in metrics:
                 vals = good.set_index(["seed", "subset_seed"])[metric].dropna().astype(float) \
                     if metric in good else pd.Series(dtype=float)
@@ -166,7 +174,7 @@ def tidy(records: list[dict]) -> pd.DataFrame:
                            std=float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
                            n_seeds=int(len(vals)), n_failed=n_failed, ci95_lo=lo, ci95_hi=hi,
                            delta_vs_erm=math.nan, n_pairs=0, p_vs_erm=math.nan,
-                           fewer_seeds=bool(len(vals) < most.get(first["block"], 0)))
+                           fewer_seeds=bool(len(vals) < most.get(first["block"], 0)), identical_to=same)
                 ref = erm_setting.get(first["block"])
                 if ref is not None and len(vals):
                     erm = ok[ok["setting"] == ref]
@@ -174,7 +182,7 @@ def tidy(records: list[dict]) -> pd.DataFrame:
                         ref_vals = erm.set_index(["seed", "subset_seed"])[metric].dropna().astype(float)
                         if len(ref_vals):
                             row["delta_vs_erm"], row["n_pairs"], row["p_vs_erm"] = paired_vs(vals, ref_vals)
-                            if setting == ref:
+                            if setting == ref or same:
                                 row["p_vs_erm"] = math.nan
                 rows.append(row)
     table = pd.DataFrame(rows, columns=[c for c in TIDY_COLUMNS if c != "rank"])

@@ -53,6 +53,7 @@ pre.cmd{background:#0d1117;color:#e6edf3;padding:10px 14px;border-radius:6px;fon
 pre.cmd span{display:block;margin-bottom:.8em}
 pre.text{background:#fff;border:1px solid #d0d7de;padding:8px 12px;border-radius:4px;overflow-x:auto;font-size:12.5px}
 .note{color:#555;font-size:13px;max-width:75em}
+tr.same td{color:#9aa0a6}
 """
 
 
@@ -105,6 +106,9 @@ def table_html(frame: pd.DataFrame | pd.Series, *, index: bool | None = None) ->
     body = frame.to_html(escape=True, index=index, na_rep="–", float_format=_fmt, border=0,
                          classes="data", justify="left")
     body = body.replace(' style="text-align: left;"', "")
+    # rows of erm's copies (a method with nothing to do on the block) greyed
+    body = "<tr".join(part if "(= erm)</td>" not in part.split("</tr>")[0] else ' class="same"' + part
+                      for part in body.split("<tr"))
     return f'<div class="scroll">{body}</div>'
 
 

@@ -8,7 +8,8 @@ settings that differ only in the method). Reads records only; names no track.
 Columns: ``track, dataset, recipe, model, profile, method`` (the records' short labels: non-default
 parameters only; a label shared by two different settings gets ``#<hash>`` appended),
 ``family``, ``n_seeds`` (the seeds the headline mean is over: successful cells, seeds x subset
-seeds, with a headline value), ``n_failed``, ``rank`` (by the
+seeds, with a headline value), ``n_failed``, ``identical_to`` (``erm`` for a method that computed
+erm's cells by construction on this block), ``rank`` (by the
 track's headline metric, 1 = best), ``<headline>_delta_erm`` (paired by seed where possible, see
 ``aggregate``), then ``<metric>_mean`` / ``<metric>_std`` (sample std, ddof=1; empty for a single
 seed) for the metrics the track reports, then ``setting`` / ``block`` (hash prefixes).
@@ -31,7 +32,8 @@ def leaderboard(records: list[dict], table: pd.DataFrame | None = None) -> pd.Da
         info = track_info(records, track)
         shown[track] = info.get("table") or [info["headline"]]
         head = info["headline"]
-        ids = sub.drop_duplicates("setting").set_index("setting")[KEYS + ["method", "family", "block", "n_seeds", "n_failed"]]
+        ids = sub.drop_duplicates("setting").set_index("setting")[KEYS + ["method", "family", "block", "n_seeds",
+                                                                          "n_failed", "identical_to"]]
         headline = sub[sub["metric"] == head].set_index("setting")
         ids["rank"] = headline["rank"]
         ids["n_seeds"] = headline["n_seeds"]  # the seeds the headline mean is over
@@ -56,7 +58,7 @@ def format_table(board: pd.DataFrame, metrics: tuple[str, ...] | None = None) ->
     seed; a method with fewer successful seeds than the others of its block says so)."""
     if board.empty:
         return "(no successful cells)"
-    lines, flagged = [], False
+    lines, flagged, copies = [], False, False
     per_track = board.attrs.get("table_metrics", {})
     for key, group in board.groupby(KEYS + ["block"], sort=False):
         shown = metrics or per_track.get(key[0]) or _default_metrics(group)
@@ -71,7 +73,9 @@ def format_table(board: pd.DataFrame, metrics: tuple[str, ...] | None = None) ->
             if row["n_seeds"] < most:
                 seeds += " !"
                 flagged = True
-            cells = [f"{row['rank']:.0f}" if pd.notna(row["rank"]) else "-", row["method"], seeds]
+            method = row["method"] + (f" (= {row['identical_to']})" if row.get("identical_to") else "")
+            copies = copies or bool(row.get("identical_to"))
+            cells = [f"{row['rank']:.0f}" if pd.notna(row["rank"]) else "-", method, seeds]
             for m in shown:
                 mean, std = row.get(f"{m}_mean"), row.get(f"{m}_std")
                 if mean is None or pd.isna(mean):
@@ -82,6 +86,9 @@ def format_table(board: pd.DataFrame, metrics: tuple[str, ...] | None = None) ->
     text = "\n".join(lines).lstrip("\n")
     if flagged:
         text += "\n\n! fewer successful seeds than the others of its block"
+    if copies:
+        text += ("\n\n(= erm): erm's cells by construction (nothing to do on this block); shown, not counted "
+                 "in the tests")
     return text
 
 

@@ -116,7 +116,8 @@ def rank_statistics(table: pd.DataFrame, headline: str, lower_is_better: bool, o
     """Average ranks, Friedman, Nemenyi and the CD diagram of one track; files written under ``out``."""
     from . import ranks
 
-    scores = block_scores(table, headline)
+    copies = table[table["identical_to"] == "erm"] if "identical_to" in table else table.iloc[:0]
+    scores = block_scores(table.drop(copies.index), headline)  # erm's copies are not evidence
     if lower_is_better:
         scores = -scores
     complete, dropped_blocks, dropped_methods = ranks.complete_blocks(scores)
@@ -212,7 +213,8 @@ def block_table(block: pd.DataFrame, headline: str, metrics: list[str]) -> pd.Da
     rows = []
     for setting, r in head.sort_values(["rank", "method"], na_position="last").iterrows():
         seeds = f"{r['n_seeds']}" + (f" ({r['n_failed']} failed)" if r["n_failed"] else "") + (" !" if r["fewer_seeds"] else "")
-        row = {"rank": "–" if math.isnan(r["rank"]) else f"{r['rank']:.0f}", "method": r["method"], "family": r["family"],
+        method = r["method"] + (f" (= {r['identical_to']})" if r.get("identical_to") else "")
+        row = {"rank": "–" if math.isnan(r["rank"]) else f"{r['rank']:.0f}", "method": method, "family": r["family"],
                "seeds": seeds,
                headline: _num(r["mean"]) + ("" if math.isnan(r["std"]) else f" ± {_num(r['std'])}"),
                "95 % CI": "–" if math.isnan(r["ci95_lo"]) else f"{_num(r['ci95_lo'])} – {_num(r['ci95_hi'])}",

@@ -58,6 +58,25 @@ def channel_stats(images: list[torch.Tensor]) -> tuple[list[float], list[float]]
     return mean.tolist(), var.clamp_min(0).sqrt().clamp_min(1e-3).tolist()
 
 
+IDENTICAL_KEY = "identical_to"  # lifted from the outcome's extras to the record's top level
+
+
+def identical_to_erm(method, recipe_train, prepared) -> bool:
+    """Whether the cell computes ``erm``'s cell by construction: the method's only hook is
+    ``prepare`` and it handed back the recipe's training set itself (a balanced block for an
+    over-sampler, nothing to generate or paste). Training then runs erm's code on erm's data with
+    erm's seeds -- every track re-seeds after ``prepare`` -- so the metrics are erm's, bit for bit."""
+    return (getattr(method, "name", "") != "erm" and prepared is recipe_train
+            and set(type(method).hooks()) <= {"prepare"})
+
+
+def note_identical(method, recipe_train, prepared, ctx: Context) -> None:
+    """Note ``identical_to: erm`` for a cell that is erm's by construction (see above): the
+    statistics do not count it as evidence."""
+    if identical_to_erm(method, recipe_train, prepared):
+        ctx.note(IDENTICAL_KEY, "erm")
+
+
 def prepare_and_fit(method, imb, ctx: Context, model, fit, *, seed: int, device, progress) -> tuple:
     """The method's ``prepare`` on the recipe's split, ``adapt_model``, then ``fit(model, train, method,
     ctx, progress=..., reference_size=...)`` (the detection and segmentation order); returns
@@ -68,6 +87,7 @@ def prepare_and_fit(method, imb, ctx: Context, model, fit, *, seed: int, device,
     t = time.perf_counter()
     train = method.prepare(imb.train, ctx)
     timings["prepare_s"] = time.perf_counter() - t
+    note_identical(method, imb.train, train, ctx)
     t = time.perf_counter()
     model = method.adapt_model(model, ctx).to(device)
     torch.manual_seed(seed)

@@ -249,3 +249,32 @@ def test_global_random_draws_in_prepare_do_not_change_training(tmp_path):
         assert rec["status"] == "ok", rec["error"]
         metrics.append((rec["extras"]["history"], rec["metrics"]))
     assert metrics[0] == metrics[1]  # the training losses too (AP after a smoke epoch is ~0)
+
+
+def test_a_method_with_nothing_to_do_is_erms_copy_and_no_evidence(cli, tmp_path):
+    """On small-objects every class has the same count: ros copies no image, hands the recipe's
+    set back, and computes erm's cell -- recorded as identical_to erm, equal metrics, no p-value,
+    left out of the rank tests, shown as '(= erm)'."""
+    import json
+    import math
+
+    from imbench.results.aggregate import tidy
+
+    out = tmp_path / "o"
+    code, stdout, err = cli("run", "detection", "--methods", "erm,ros,rfs", "--recipe", "small-objects:n_per_class=10",
+                            "--out", out, "--profile", "smoke", "--quiet", "--seeds", "0,1", "--report")
+    assert code == 0, err
+    records = read_records(out)
+    by = {(r["method"], r["seed"]): r for r in records}
+    for seed in (0, 1):
+        assert by[("ros", seed)]["identical_to"] == "erm"
+        assert by[("ros", seed)]["metrics"] == by[("erm", seed)]["metrics"]
+        assert by[("erm", seed)]["identical_to"] is None and by[("rfs", seed)]["identical_to"] is None
+    table = tidy(records)
+    head = table[table["metric"] == "ap"].set_index("method")
+    assert head.loc["ros", "identical_to"] == "erm" and math.isnan(head.loc["ros", "p_vs_erm"])
+    assert head.loc["rfs", "identical_to"] == ""
+    assert "ros (= erm)" in stdout and "not counted in the tests" in stdout
+    stats = json.loads((out / "report" / "friedman_detection.json").read_text())
+    assert stats["n_methods"] == 2  # erm and rfs; ros's copy of erm is not a third method
+    assert 'class="same"' in (out / "report" / "report.html").read_text()

@@ -63,6 +63,7 @@ class ClassificationTrack(Track):
         t = time.perf_counter()
         train = method.prepare(imb.train, ctx)
         timings["prepare_s"] = time.perf_counter() - t
+        cells.note_identical(method, imb.train, train, ctx)
 
         t = time.perf_counter()
         C, H, _ = imb.train.image_shape
