@@ -9,7 +9,7 @@ generator cache, failure checks, sample quality, grids) is in ``base.py``.
 Object level (detection): ``sr-gan`` (Perceptual GAN: small-object ROI features super-resolved
 by a generator trained against a discriminator and the detection loss; Faster R-CNN),
 ``asdn`` (A-Fast-RCNN's adversarial spatial dropout on ROI features; Faster R-CNN) and
-``gan-paste`` (a conditional GAN's rare-class objects pasted into scenes).
+``cgan-paste`` (a conditional GAN's rare-class objects pasted into scenes).
 
 Pixel level (segmentation): ``label-gan`` (label maps rebalanced with real rare-class regions,
 rendered into images by a pix2pix generator, ``pix2pix.py``), ``adv-seg`` (Luc et al.'s
@@ -18,5 +18,5 @@ rendered into images by a pix2pix generator, ``pix2pix.py``), ``adv-seg`` (Luc e
 discriminator and logit cache are in ``pair_discriminator.py``.
 """
 from . import (  # noqa: F401  (importing registers the methods)
-    acgan, adv_seg, asdn, bagan, cgan, cvae, cyclegan, dcgan, deepsmote, gan_paste, label_gan, scgan, sr_gan, wgan_gp,
+    acgan, adv_seg, asdn, bagan, cgan, cvae, cyclegan, dcgan, deepsmote, cgan_paste, label_gan, scgan, sr_gan, wgan_gp,
 )

@@ -98,7 +98,7 @@ from .pix2pix import MultiScaleDiscriminator, UNetGenerator, one_hot
 MIN_PIXELS = 4  # a region smaller than this is a speck, not a shape (unless a class has nothing else)
 POSITIONS, REGIONS = 25, 3
 HOST_SHARE = 4  # hosts: the emptiest quarter of the candidate maps
-QUALITY_CROP = 12  # px side of the region crops FID / KID are measured on (gan-paste's crop size)
+QUALITY_CROP = 12  # px side of the region crops FID / KID are measured on (cgan-paste's crop size)
 EIGHT = np.ones((3, 3), dtype=bool)
 
 

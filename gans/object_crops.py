@@ -1,4 +1,4 @@
-"""Objects cut out of scenes as fixed-size patches with their masks (what ``gan-paste`` learns).
+"""Objects cut out of scenes as fixed-size patches with their masks (what ``cgan-paste`` learns).
 
 :func:`object_crops` turns the objects of a :class:`~..data_recipes.sceneset.SceneSet` into an
 :class:`~..data_recipes.imageset.ImageSet` of ``C + 1`` channels, ``size`` x ``size`` px:
@@ -9,7 +9,7 @@
   its non-difficult objects (a rare class would otherwise have nothing to learn from);
 * channels ``0..C-1``: the object's box (outwards to whole pixels) resized to ``size`` x ``size``
   (bilinear, antialiased; the box is stretched to a square: its aspect comes back when the
-  generated patch is resized to a real box of its class, see ``gan_paste.py``);
+  generated patch is resized to a real box of its class, see ``cgan_paste.py``);
 * channel ``C``: the object's visible mask over the same box, resized the same way and
   thresholded at 0.5, stored as 0 / 255 (the mask travels as one more image channel, so a GAN
   trained on these patches generates an object and its mask together; sources without masks,

@@ -1,15 +1,20 @@
-"""gan-paste: a class-conditional GAN of object crops, its rare-class objects pasted into scenes.
+"""cgan-paste: a class-conditional GAN of object crops, its rare-class objects pasted at random
+places into copies of training scenes.
 
-Reproduces the survey's "conditional-GAN rare-object synthesis pasted into scenes" after
-Tripathi et al. (Learning to Generate Synthetic Data via Compositing, CVPR 2019), with the
-suite's own choices (the paper learns where to paste with a synthesizer network trained against
-the detector; here placement is sampled, see below):
+The survey's "conditional-GAN rare-object synthesis pasted into scenes", as what it is: cGAN crop
+synthesis (Mirza & Osindero 2014, the ``cgan`` networks) plus random compositing (placement
+sampled uniformly among positions that hide little of the scene, as in Dwibedi et al.'s Cut,
+Paste and Learn, ICCV 2017, which pastes real cut-outs). It is **not** Tripathi et al.'s
+TERSE (Learning to Generate Synthetic Data via Compositing, CVPR 2019), which pastes *real*
+cut-outs and learns where to paste with a synthesizer network trained against the detector and
+a realism discriminator; until imbench has that learned placement, this method carries its own
+name (``gan-paste`` before, credited to Tripathi et al.).
 
 1. **Crops.** Every non-difficult, visible-enough object of the training scenes becomes a
    ``crop_size`` x ``crop_size`` patch of ``C + 1`` channels, its image and its visible mask
    (:mod:`.object_crops`; objects with ``occlusion >= max_occlusion`` are left out).
 2. **GAN.** The ``cgan`` method's conditional DCGAN (``gans/cgan.py``: projection discriminator,
-   BCE loss, the profile's ``gan`` budget) is trained on those patches: ``GanPaste`` *is* a
+   BCE loss, the profile's ``gan`` budget) is trained on those patches: ``CganPaste`` *is* a
    ``CGAN`` whose images are the crops, so build / fit / sample, the generator cache (same data,
    recipe, seed, parameters except ``blend`` / ``max_cover`` / ``per_image``, budget and code:
    the trained GAN is reused) and the collapse check are the classification GANs' own. The mask
@@ -175,16 +180,17 @@ class Canvas:
 
 
 @register_method
-class GanPaste(CGAN):
+class CganPaste(CGAN):
     """Conditional DCGAN on object crops; generated rare-class objects pasted into copies of
     training scenes (see the module docstring)."""
 
-    name = "gan-paste"
+    name = "cgan-paste"
     sampling_only = ("blend", "max_cover", "per_image")  # the pasting, not the generator: not in the cache key
     tracks = ("detection",)
-    summary = "conditional GAN of object crops + masks; rare-class objects generated and pasted into scene copies"
-    reference = ("Tripathi, Chandra, Agrawal, Tyagi, Rehg & Chari, Learning to Generate Synthetic Data via "
-                 "Compositing, CVPR 2019")
+    summary = "conditional GAN of object crops + masks; rare-class objects generated and pasted at random into scene copies"
+    reference = ("cGAN crops (Mirza & Osindero, Conditional Generative Adversarial Nets, 2014) pasted at random "
+                 "(Dwibedi, Misra & Hebert, Cut, Paste and Learn, ICCV 2017); not Tripathi et al. 2019's learned "
+                 "placement")
     defaults = {**CGAN.defaults, "crop_size": 12, "max_occlusion": MAX_OCCLUSION, "max_cover": 0.1, "per_image": 3}
 
     def check(self) -> None:
@@ -193,12 +199,12 @@ class GanPaste(CGAN):
         try:
             layout((1, int(self.params["crop_size"]), int(self.params["crop_size"])))
         except UsageError as err:
-            raise UsageError(f"method 'gan-paste': crop_size {self.params['crop_size']} is not a GAN size "
+            raise UsageError(f"method 'cgan-paste': crop_size {self.params['crop_size']} is not a GAN size "
                              f"({err})") from None
         if not 0.0 < float(self.params["max_occlusion"]) <= 1.0:
-            raise UsageError(f"method 'gan-paste': max_occlusion must be in (0, 1], got {self.params['max_occlusion']}")
+            raise UsageError(f"method 'cgan-paste': max_occlusion must be in (0, 1], got {self.params['max_occlusion']}")
         if not 0.0 <= float(self.params["max_cover"]) <= 1.0:
-            raise UsageError(f"method 'gan-paste': max_cover must be in [0, 1], got {self.params['max_cover']}")
+            raise UsageError(f"method 'cgan-paste': max_cover must be in [0, 1], got {self.params['max_cover']}")
 
     def crops(self, scenes: SceneSet):
         return object_crops(scenes, int(self.params["crop_size"]), float(self.params["max_occlusion"]))
@@ -259,11 +265,16 @@ class GanPaste(CGAN):
                 target = canvas.target()
                 images.append(canvas.image)
                 targets.append(target)
-                ids.append(f"{train.ids[i]}-gan-paste{len(images) - 1}")
+                ids.append(f"{train.ids[i]}-cgan-paste{len(images) - 1}")
                 have = have + np.bincount(target["labels"].numpy(), minlength=K)
         ctx.note("gan_paste", {"fill": fill, "target": goal.tolist(), "reached": have.tolist(),
                                "images_added": len(images), "generated_per_class": want})
         ctx.note("synthetic_per_class", pasted.tolist())
+        # the real objects the host copies bring along (ros-like duplicates of head classes)
+        brought = np.zeros(K, dtype=np.int64)
+        for t in targets:
+            brought += np.bincount(t["labels"][~t["synthetic"]].numpy(), minlength=K)
+        ctx.note("host_copy_objects_per_class", brought.tolist())
         return train.concat(images, targets, synthetic=True, ids=ids) if images else train
 
     def _quality(self, fake: ImageSet, ctx: Context, budget: dict) -> None:
@@ -282,7 +293,7 @@ class GanPaste(CGAN):
         real = ImageSet(real.images[:, :C].contiguous(), real.labels, list(real.class_names))
         fake = ImageSet(fake.images[:, :C].contiguous(), fake.labels, list(fake.class_names), fake.synthetic)
         info = ctx.source.info
-        fingerprint = json.dumps({"source": info.get("fingerprint"), "split": info.get("split"), "crops": "gan-paste",
+        fingerprint = json.dumps({"source": info.get("fingerprint"), "split": info.get("split"), "crops": "cgan-paste",
                                   "max_occlusion": float(self.params["max_occlusion"])}, sort_keys=True, default=str)
         classifier, hit = domain_classifier(real, device=ctx.device, cache_dir=ctx.cache_dir, seed=0,
                                             epochs=int(budget.get("feature_epochs", 15)), fingerprint=fingerprint)

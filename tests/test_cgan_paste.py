@@ -1,4 +1,4 @@
-"""gan-paste (``gans/gan_paste.py``, ``gans/object_crops.py``): object crops, the conditional GAN
+"""cgan-paste (``gans/cgan_paste.py``, ``gans/object_crops.py``): object crops, the conditional GAN
 reused from cgan, pasting with consistent targets, sample quality, the generator cache."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from imbench.data_recipes.scenes import load_scenes
 from imbench.data_recipes.scenes.recipes import apply_scene_recipe, resolve_scene_recipe
 from imbench.data_recipes.sceneset import SceneSet, make_target
 from imbench.gans.cgan import CGAN
-from imbench.gans.gan_paste import Canvas, GanPaste
+from imbench.gans.cgan_paste import Canvas, CganPaste
 from imbench.gans.object_crops import object_crops
 from imbench.testing import check_method, run_smoke_cell, tiny_scene_context, tiny_sceneset
 
@@ -141,7 +141,7 @@ def digit_cell():
                       budget={"gan": dict(SMOKE_GAN)}, source=source if quality else None,
                       data_key={"recipe": "rare-class", "seed": seed},
                       artifacts_dir=artifacts, artifact_stem="cell", cache_dir=cache)
-        return GanPaste(**params).prepare(train, ctx), ctx
+        return CganPaste(**params).prepare(train, ctx), ctx
 
     return train, imb.minority, run
 
@@ -163,7 +163,7 @@ def test_prepare_fills_minority_classes_with_consistent_targets(digit_cell, tmp_
     real_sizes = object_crops(train, 12).sizes, object_crops(train, 12).images.labels
     largest = {c: real_sizes[0][real_sizes[1] == c].amax(0).tolist() for c in minority}
     for img, t, name in zip(out.images[n:], out.targets[n:], out.ids[n:]):
-        host = ids[name.rsplit("-gan-paste", 1)[0]]
+        host = ids[name.rsplit("-cgan-paste", 1)[0]]
         h_img, h_t = train.images[host], train.targets[host]
         boxes, masks, H, W = t["boxes"].as_subclass(torch.Tensor), t["masks"].bool(), *img.shape[1:]
         syn = t["synthetic"]
@@ -211,28 +211,28 @@ def test_deterministic_for_a_seed_and_the_generator_cache(digit_cell, tmp_path):
 
 
 def test_registered_and_bad_parameters():
-    assert METHODS.get("gan-paste") is GanPaste and issubclass(GanPaste, CGAN)
-    assert GanPaste.family == "gan" and GanPaste.tracks == ("detection",)
-    assert GanPaste().params["blend"] == "full" and GanPaste(blend="0.50").params["blend"] == "0.5"
+    assert METHODS.get("cgan-paste") is CganPaste and issubclass(CganPaste, CGAN)
+    assert CganPaste.family == "gan" and CganPaste.tracks == ("detection",)
+    assert CganPaste().params["blend"] == "full" and CganPaste(blend="0.50").params["blend"] == "0.5"
     for bad in ({"crop_size": 9}, {"max_cover": 1.5}, {"max_occlusion": 0.0}, {"per_image": 0}, {"blend": "2"}):
         with pytest.raises(UsageError):
-            GanPaste(**bad)
+            CganPaste(**bad)
 
 
 def test_blend_fills_a_fraction_and_no_source_skips_quality():
     train = tiny_sceneset(counts=(12, 4, 2))
     ctx = tiny_scene_context(train)
-    out = GanPaste(blend="0.5").prepare(train, ctx)
+    out = CganPaste(blend="0.5").prepare(train, ctx)
     assert out.instance_counts()[1:] == [4 + 4, 2 + 5]  # int(0.5 * deficit)
     assert "fid_mean" not in ctx.metrics and ctx.record["generator_cache"] == "off"
 
 
 def test_check_method():
-    check_method(GanPaste)
+    check_method(CganPaste)
 
 
 def test_smoke_cell(tmp_path):
-    rec = run_smoke_cell("gan-paste", tmp_path, track="detection", recipe_params={"n_max": 60})
+    rec = run_smoke_cell("cgan-paste", tmp_path, track="detection", recipe_params={"n_max": 60})
     assert rec["status"] == "ok", rec.get("error")
     counts = rec["class_counts"]
     assert all(counts["trained_on"][c] == max(counts["recipe"]) for c in counts["minority"])
