@@ -17,8 +17,12 @@ Perceptual GAN's design on Faster R-CNN's pooled ROI features (N, C, 7, 7):
 * the *discriminator* D (an MLP on the flattened (C, 7, 7) features: C·49 → 256 → 1, LeakyReLU
   0.2; the paper's adversarial branch is fully connected too) is not in the detector: it lives
   on the method object with its own Adam optimiser (``lr``, betas (0.5, 0.999)) and learns to
-  tell enhanced small-ROI features (fake) from the features of the ROIs that are not small
-  (real: medium and large proposals), from the last training forward's features, detached;
+  tell the enhanced features of small *object* ROIs (fake) from the features of the object ROIs
+  that are not small (real: medium and large objects), from the last training forward's
+  features, detached. Object ROIs are the sampled proposals matched to a ground-truth object;
+  background proposals -- about three quarters of Faster R-CNN's sampled ROIs -- are in neither
+  set, as the paper contrasts large *objects* with enhanced small *objects* (version 1 used all
+  small and all not-small proposals, background included);
 * ``adversary`` first makes one D step per batch (BCE with logits, mean over the real and mean
   over the fake ROIs, summed), then returns the generator's adversarial term
   ``adv_weight · BCE(D(f_s + G(f_s)), real)`` with D frozen (its parameters take no gradient),
@@ -29,8 +33,11 @@ Perceptual GAN's design on Faster R-CNN's pooled ROI features (N, C, 7, 7):
 
 Choices (documented deviations):
 
-* the generator reads the pooled ROI features themselves (FPN features), not a separate
-  lower-level conv layer as the paper's; no batch-norm in G (ROI batches mix few small ROIs and
+* the generator reads the pooled ROI features themselves (FPN features), not the paper's
+  lower-level conv features (its generator takes conv1-level features of the small object and
+  learns the residual towards the large objects' conv5 features): torchvision's ROI head pools one
+  FPN level per proposal and exposes no lower-level features per ROI, so G's input is what the
+  box head reads; no batch-norm in G (ROI batches mix few small ROIs and
   the hook runs in evaluation too); its output convolution starts at 0.1× its Kaiming
   initialisation, so the enhancement starts as a small perturbation; D's output layer starts at
   zero (logit 0 for every ROI: D starts undecided), since the ROI features' scale grows while
@@ -148,6 +155,7 @@ class SRGAN(Method):
     family = "gan"
     tracks = ("detection",)
     models = {"detection": SOFTMAX_HEAD_MODELS}
+    version = 2  # 2: D's sets are object ROIs only (1: all proposals, background included)
     summary = ("Perceptual GAN: a residual generator super-resolves small-ROI features, trained by the "
                "detection loss and adversarially against large-object features")
     reference = ("Li, Liang, Wei, Xu, Feng & Yan, Perceptual Generative Adversarial Networks for Small Object "
@@ -190,15 +198,17 @@ class SRGAN(Method):
         self.optimizer = torch.optim.Adam(D.parameters(), lr=float(self.params["lr"]), betas=(0.5, 0.999))
         self._ctx = ctx
         self._stats = {"train_rois": 0, "train_small": 0, "train_forwards": 0, "train_fraction_sum": 0.0,
+                       "train_background_left_out": 0,
                        "eval_rois": 0, "eval_small": 0, "d_steps": 0, "skipped": 0, "epochs": {}}
         model.roi_enhance_hook = self._hook
         self._note(ctx)
         return model
 
     # ----------------------------------------------------------------- the ROI hook
-    def _hook(self, features: Tensor, proposals: list[Tensor]) -> Tensor:
+    def _hook(self, features: Tensor, proposals: list[Tensor], classes: Tensor | None = None) -> Tensor:
         """Add G's residual to the small proposals' features; in training remember what the
-        adversarial step needs (the small ROIs' and the others' features, detached)."""
+        adversarial step needs: the features of the small and of the not-small *object* ROIs
+        (``classes`` >= 0), detached -- background proposals are in neither of D's sets."""
         G = self.generator
         small = box_areas(proposals).to(features.device) < self.threshold
         idx = small.nonzero().flatten()
@@ -210,7 +220,9 @@ class SRGAN(Method):
             st["train_small"] += len(idx)
             st["train_forwards"] += 1
             st["train_fraction_sum"] += len(idx) / max(n, 1)
-            self._last = (features.detach()[small], features.detach()[~small])
+            objects = (torch.ones_like(small) if classes is None else classes.to(small.device) >= 0)
+            st["train_background_left_out"] += int((~objects).sum())
+            self._last = (features.detach()[small & objects], features.detach()[~small & objects])
         else:
             st["eval_rois"] += n
             st["eval_small"] += len(idx)
@@ -269,6 +281,7 @@ class SRGAN(Method):
             "threshold_from": self.threshold_from,
             "mean_small_roi_fraction": round(st["train_fraction_sum"] / max(st["train_forwards"], 1), 6),
             "train_rois": st["train_rois"], "train_small_rois": st["train_small"],
+            "background_rois_left_out_of_d": st["train_background_left_out"],
             "eval_small_roi_fraction": round(st["eval_small"] / max(st["eval_rois"], 1), 6),
             "d_steps": st["d_steps"], "skipped_batches": st["skipped"],
             "per_epoch": [{"epoch": int(e), "steps": v["steps"],

@@ -38,6 +38,11 @@ def _setup(model="faster-rcnn", small: float | None = 100.0, seed=0, **params):
     return method, method.adapt_model(det, ctx), ctx, train
 
 
+# a threshold with object ROIs on both sides: class 0's squares (area 36) small, classes 1 and 2
+# (64, 100) not (D's sets are object ROIs only)
+OBJECTS_BOTH_SIDES = 50.0
+
+
 def _forward(det, train, idx=(0, 1, 2, 3)):
     det.train()
     images = [train.images[i].float() / 255.0 for i in idx]
@@ -82,6 +87,25 @@ def test_hook_enhances_exactly_the_small_rois_and_leaves_the_others_identical():
     # no small ROI: the features come back as they are
     none = [p[box_areas([p]) >= 100.0] for p in proposals]
     assert torch.equal(det.roi_enhance_hook(features[~small], none), features[~small])
+
+
+def test_discriminator_sees_object_rois_only_as_the_papers_large_vs_small_objects():
+    """In training the hook gets the sampled ROIs' classes: D's fake set is the small *object*
+    ROIs, its real set the not-small *object* ROIs; background proposals are in neither (the
+    generator still enhances every small proposal, as in evaluation, where classes are unknown)."""
+    method, det, ctx, _ = _setup()
+    features, proposals, small = _rois()
+    classes = torch.tensor([2, -1, -1, 0, 1, -1, -1])  # objects: rows 0 (small), 3 (not), 4 (small)
+    det.train()
+    with torch.enable_grad():
+        out = det.roi_enhance_hook(features, proposals, classes)
+    fake, real = method._last
+    objects = classes >= 0
+    assert torch.equal(fake, features[small & objects]) and torch.equal(real, features[~small & objects])
+    assert len(fake) == 2 and len(real) == 1
+    assert not torch.equal(out[2], features[2])  # a small background proposal is still enhanced
+    method._note(ctx)
+    assert ctx.record["sr_gan"]["background_rois_left_out_of_d"] == 4
 
 
 def test_hook_runs_in_evaluation_and_changes_the_detections():
@@ -129,7 +153,7 @@ def test_generator_is_in_the_detector_and_the_discriminator_is_not():
 
 
 def test_discriminator_step_and_adversarial_term_match_their_formulas_and_leave_the_detector_alone():
-    method, det, ctx, train = _setup(adv_weight=0.3, lr=1e-3)
+    method, det, ctx, train = _setup(small=OBJECTS_BOTH_SIDES, adv_weight=0.3, lr=1e-3)
     _forward(det, train)
     small, real = method._last
     assert len(small) > 0 and len(real) > 0
@@ -161,7 +185,7 @@ def test_discriminator_step_and_adversarial_term_match_their_formulas_and_leave_
 
 
 def test_discriminator_step_changes_only_the_discriminator():
-    method, det, ctx, train = _setup()
+    method, det, ctx, train = _setup(small=OBJECTS_BOTH_SIDES)
     _forward(det, train)
     before = [p.detach().clone() for p in method.discriminator.parameters()]
     method.adversary(det, None, ctx)
@@ -169,7 +193,7 @@ def test_discriminator_step_changes_only_the_discriminator():
 
 
 def test_adversarial_gradient_reaches_the_generator_only():
-    method, det, ctx, train = _setup()
+    method, det, ctx, train = _setup(small=OBJECTS_BOTH_SIDES)
     _forward(det, train)  # not backpropagated: only the adversarial term is
     term = method.adversary(det, None, ctx)
     for p in method.discriminator.parameters():
@@ -205,7 +229,7 @@ def test_models_without_roi_head_are_left_alone():
 
 def test_same_seed_same_training():
     def run():
-        method, det, ctx, train = _setup()
+        method, det, ctx, train = _setup(small=OBJECTS_BOTH_SIDES)
         opt = torch.optim.SGD([p for p in det.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
         losses = []
         for step in range(3):

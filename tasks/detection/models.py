@@ -16,9 +16,10 @@ RetinaNet) or (M, K+1) for Faster R-CNN's softmax head (column 0 is background);
 returns a sum, normalised like the detector's own (by the foreground count for the dense
 heads, by the number of sampled ROIs for Faster R-CNN). ``detector.roi_feature_hook`` (Faster
 R-CNN) sees and may change the pooled ROI features of the sampled proposals in training, with
-their classes (adversarial dropout, ASDN); ``detector.roi_enhance_hook(features, proposals)``
-sees them in training *and* evaluation, with the proposal boxes per image (feature
-super-resolution of small objects, Perceptual GAN).
+their classes (adversarial dropout, ASDN); ``detector.roi_enhance_hook(features, proposals,
+classes)`` sees them in training *and* evaluation, with the proposal boxes per image and, in
+training, the sampled ROIs' classes (-1 background; None in evaluation) (feature super-resolution
+of small objects, Perceptual GAN).
 """
 from __future__ import annotations
 
@@ -146,10 +147,10 @@ class ImbRoIHeads(RoIHeads):
 
     owner: "Detector | None" = None
 
-    def _pooled(self, features, proposals, image_shapes):
+    def _pooled(self, features, proposals, image_shapes, labels=None):
         box_features = self.box_roi_pool(features, proposals, image_shapes)
         enhance = self.owner.roi_enhance_hook if self.owner is not None else None
-        return box_features if enhance is None else enhance(box_features, proposals)
+        return box_features if enhance is None else enhance(box_features, proposals, labels)
 
     def forward(self, features, proposals, image_shapes, targets=None):
         if not self.training:
@@ -158,7 +159,7 @@ class ImbRoIHeads(RoIHeads):
             boxes, scores, labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
             return [{"boxes": b, "labels": lab, "scores": sc} for b, sc, lab in zip(boxes, scores, labels)], {}
         proposals, _, labels, regression_targets = self.select_training_samples(proposals, targets)
-        box_features = self._pooled(features, proposals, image_shapes)
+        box_features = self._pooled(features, proposals, image_shapes, torch.cat(labels) - 1)
         hook = self.owner.roi_feature_hook if self.owner is not None else None
         if hook is not None:
             box_features = hook(box_features, torch.cat(labels) - 1)
@@ -183,7 +184,7 @@ class Detector(nn.Module):
         self.model, self.name, self.head = model, name, head
         self.cls_loss: ClsLoss | None = None
         self.roi_feature_hook: Callable[[Tensor, Tensor], Tensor] | None = None
-        self.roi_enhance_hook: Callable[[Tensor, list[Tensor]], Tensor] | None = None
+        self.roi_enhance_hook: Callable[[Tensor, list[Tensor], Tensor | None], Tensor] | None = None
         for m in model.modules():
             if isinstance(m, (_LossSlot, ImbRoIHeads)):
                 object.__setattr__(m, "owner", self)
