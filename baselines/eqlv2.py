@@ -73,17 +73,25 @@ class EQLv2Loss(nn.Module):
         return loss
 
 
+def eqlv2_scores(logits: Tensor) -> Tensor:
+    """The official EQLv2 scores of (N, K+1) ROI logits, column 0 background: σ(z_j)·(1 − σ(z_bg))
+    for the object columns (the background column keeps σ(z_bg); it is dropped before NMS)."""
+    p = torch.sigmoid(logits)
+    return torch.cat([p[:, :1], p[:, 1:] * (1 - p[:, :1])], dim=1)
+
+
 @register_method
 class EQLv2(Method):
     """Equalization loss v2 with ``gamma`` 12, ``mu`` 0.8, ``alpha`` 4 (the paper's and the
     official repository's values); gradient statistics start from zero in a module built afresh
     for every cell.
 
-    Adaptations: on the sigmoid heads (FCOS, RetinaNet) it is the weighted BCE over every anchor
-    (no focal term); on torchvision's Faster R-CNN the K+1 logits are trained as sigmoid
-    logits as the official loss does, but detections are still scored by torchvision's softmax
-    over the K+1 logits (the official scores σ(z_j)·(1 − σ(z_bg))): both rank an ROI's classes
-    alike.
+    On torchvision's Faster R-CNN the K+1 logits are trained as sigmoid logits as the official
+    loss does, and detections are scored as the official code scores them, σ(z_j)·(1 − σ(z_bg))
+    (``adapt_model`` sets the detector's ``roi_scores``; version 1 kept torchvision's softmax,
+    which ranks an ROI's classes alike but ranks ROIs against each other differently, and AP
+    ranks detections across ROIs). Adaptation: on the sigmoid heads (FCOS, RetinaNet) it is the
+    weighted BCE over every anchor (no focal term), scored by the heads' own sigmoid.
     """
 
     name = "eqlv2"
@@ -93,6 +101,7 @@ class EQLv2(Method):
     reference = ("Tan, Lu, Zhang, Liu, Yan & Li, Equalization Loss v2: A New Gradient Balance Approach "
                  "for Long-tailed Object Detection, CVPR 2021")
     defaults = {"gamma": 12.0, "mu": 0.8, "alpha": 4.0}
+    version = 2  # 2: Faster R-CNN detections scored sigma(z_j)(1 - sigma(z_bg)) (1: softmax)
 
     def check(self) -> None:
         for key in ("gamma", "mu", "alpha"):
@@ -100,6 +109,11 @@ class EQLv2(Method):
             if not math.isfinite(v) or (key != "mu" and v < 0):
                 raise UsageError(f"method 'eqlv2': {key} must be a finite number{' >= 0' if key != 'mu' else ''}, "
                                  f"got {self.params[key]}")
+
+    def adapt_model(self, model, ctx: Context):
+        if ctx.model_info.get("head") == "softmax" and hasattr(model, "roi_scores"):
+            model.roi_scores = eqlv2_scores
+        return model
 
     def criterion(self, ctx: Context):
         return EQLv2Loss(ctx.num_classes, ctx.model_info.get("head"), float(self.params["gamma"]),

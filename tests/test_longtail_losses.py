@@ -265,3 +265,35 @@ def test_bad_parameters(name, params):
 def test_smoke_cell(name, tmp_path):
     rec = run_smoke_cell(name, tmp_path, track="detection", recipe_params={"n_max": 60})
     assert rec["status"] == "ok"
+
+
+def test_faster_rcnn_scoring_hook_equals_torchvisions_with_softmax_and_eqlv2_scores_officially():
+    """The detector's roi_scores replaces only the score function: with softmax it gives exactly
+    torchvision's postprocess_detections; eqlv2 sets the official sigma(z_j)(1 - sigma(z_bg))."""
+    from torchvision.models.detection.roi_heads import RoIHeads
+
+    from imbench.baselines.eqlv2 import eqlv2_scores
+    from imbench.tasks.detection.models import build_detector
+
+    det = build_detector("faster-rcnn", num_classes=K, in_channels=1, image_size=32, mean=[0.2], std=[0.3])
+    heads = det.model.roi_heads
+    g = torch.Generator().manual_seed(5)
+    proposals = [torch.rand(30, 2, generator=g).mul(20).repeat(1, 2) + torch.tensor([0, 0, 6.0, 6.0]) for _ in range(2)]
+    logits = torch.randn(60, K + 1, generator=g) * 3
+    regression = torch.randn(60, 4 * (K + 1), generator=g) * 0.1
+    shapes = [(32, 32), (32, 32)]
+    theirs = RoIHeads.postprocess_detections(heads, logits, regression, proposals, shapes)
+    det.roi_scores = lambda z: F.softmax(z, -1)
+    ours = heads.postprocess_detections(logits, regression, proposals, shapes)
+    for a, b in zip(ours, theirs):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    det.roi_scores = None
+    ctx = tiny_scene_context(tiny_sceneset(), head="softmax", model="faster-rcnn")
+    assert EQLv2().adapt_model(det, ctx).roi_scores is eqlv2_scores
+    z = torch.tensor([[0.5, 2.0, -1.0, 0.0]])
+    s = eqlv2_scores(z)
+    bg = 1 / (1 + math.exp(-0.5))
+    assert torch.allclose(s[0, 1:], torch.tensor([(1 / (1 + math.exp(-v))) * (1 - bg) for v in (2.0, -1.0, 0.0)]))
+    scored = heads.postprocess_detections(logits, regression, proposals, shapes)
+    assert [len(x) for x in scored[1]] != [] and not all(
+        torch.equal(x, y) for x, y in zip(scored[1], theirs[1]))

@@ -19,7 +19,8 @@ R-CNN) sees and may change the pooled ROI features of the sampled proposals in t
 their classes (adversarial dropout, ASDN); ``detector.roi_enhance_hook(features, proposals,
 classes)`` sees them in training *and* evaluation, with the proposal boxes per image and, in
 training, the sampled ROIs' classes (-1 background; None in evaluation) (feature super-resolution
-of small objects, Perceptual GAN).
+of small objects, Perceptual GAN); ``detector.roi_scores(logits) -> scores`` replaces Faster
+R-CNN's softmax when detections are scored (EQLv2's sigmoid scores).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.retinanet import RetinaNetClassificationHead, RetinaNetHead
 from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign, sigmoid_focal_loss
+from torchvision.ops import boxes as box_ops
 
 from ...benchmarks.contract.errors import UsageError
 from ...benchmarks.contract.registry import Registry
@@ -152,6 +154,34 @@ class ImbRoIHeads(RoIHeads):
         enhance = self.owner.roi_enhance_hook if self.owner is not None else None
         return box_features if enhance is None else enhance(box_features, proposals, labels)
 
+    def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
+        """torchvision's, with the per-class scores from the detector's ``roi_scores`` (ROI logits
+        (N, K+1) -> scores (N, K+1), column 0 background) where a method sets it; softmax otherwise.
+        The steps are torchvision's own: decode, clip, drop the background column, score
+        threshold, small boxes, per-class NMS, top detections (tested equal to torchvision's with
+        softmax scores)."""
+        score = self.owner.roi_scores if self.owner is not None else None
+        if score is None:
+            return super().postprocess_detections(class_logits, box_regression, proposals, image_shapes)
+        num_classes = class_logits.shape[-1]
+        per_image = [len(p) for p in proposals]
+        boxes_all = self.box_coder.decode(box_regression, proposals).split(per_image, 0)
+        scores_all = score(class_logits).split(per_image, 0)
+        out_boxes, out_scores, out_labels = [], [], []
+        for boxes, scores, shape in zip(boxes_all, scores_all, image_shapes):
+            boxes = box_ops.clip_boxes_to_image(boxes, shape)
+            labels = torch.arange(num_classes, device=class_logits.device).view(1, -1).expand_as(scores)
+            boxes, scores, labels = boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
+            keep = torch.where(scores > self.score_thresh)[0]
+            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+            keep = box_ops.remove_small_boxes(boxes, min_size=1e-2)
+            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+            keep = box_ops.batched_nms(boxes, scores, labels, self.nms_thresh)[: self.detections_per_img]
+            out_boxes.append(boxes[keep])
+            out_scores.append(scores[keep])
+            out_labels.append(labels[keep])
+        return out_boxes, out_scores, out_labels
+
     def forward(self, features, proposals, image_shapes, targets=None):
         if not self.training:
             box_features = self._pooled(features, proposals, image_shapes)
@@ -185,6 +215,7 @@ class Detector(nn.Module):
         self.cls_loss: ClsLoss | None = None
         self.roi_feature_hook: Callable[[Tensor, Tensor], Tensor] | None = None
         self.roi_enhance_hook: Callable[[Tensor, list[Tensor], Tensor | None], Tensor] | None = None
+        self.roi_scores: Callable[[Tensor], Tensor] | None = None  # Faster R-CNN's evaluation scores
         for m in model.modules():
             if isinstance(m, (_LossSlot, ImbRoIHeads)):
                 object.__setattr__(m, "owner", self)
