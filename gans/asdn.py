@@ -2,8 +2,8 @@
 
 An adversary looks at each ROI's pooled features (N, C, d, d), d = 7, and predicts a d×d map of
 dropout logits; in training the features of the *foreground* ROIs are multiplied by its binary
-mask (``k = round(drop_fraction · d²)`` positions, 16 of 49 for 1/3, set to zero across all
-channels), so the box head must classify objects with their most telling parts hidden ("hard
+mask (``k = round(drop_fraction · d²)`` positions, 15 of 49 for the default 0.3 -- the official
+code's 15; the paper's "1/3" would be 16 --, set to zero across all channels), so the box head must classify objects with their most telling parts hidden ("hard
 positives"). Background ROIs are left untouched, as in the paper. Only Faster R-CNN has a ROI
 head (``models``); on another model ``adapt_model`` leaves the detector alone and the method does
 nothing. At test time the hook is not called: the detector sees clean features.
@@ -29,13 +29,15 @@ rounded to whole epochs: with the smoke profile's single epoch there is no pre-t
 2. *joint* stage (the remaining epochs): each foreground ROI's mask drops ``k`` positions drawn
    at random from the adversary's ``round(sample_pool · k)`` highest-scoring ones (the paper's
    "importance sampling to select the top 1/3 pixels"; the official code drops 15 random ones of
-   its top 20: ``sample_pool`` = 4/3; ``sample_pool=1`` is a deterministic top-k). The adversary
+   its top 20: ``drop_fraction`` 0.3 and ``sample_pool`` 4/3 give those 15 of 20 on 7x7;
+   ``sample_pool=1`` is a deterministic top-k). The adversary
    is rewarded with the detector's loss: BCE towards the *sampled* masks that made the
    detector's true-class probability fall (box head re-run in no-grad on the clean and the
    masked features), nothing for the others (the official ``ASDNLossLayer``); the BCE is summed
    over those ROIs' pixels and divided by all scored foreground ROIs' pixels. As the official
    code (``maintain_before``), a share ``clean_batches`` (1/2) of the joint batches reaches the
-   detector unmasked; their masks are still sampled and scored for the adversary's update.
+   detector unmasked, and the adversary is not updated on them (the official code zeroes the
+   adversary's gradient there; version 1 scored their masks and updated it).
 
 Choices where our setting differs from the paper's (measured on digit-scenes, rare-class IR 10,
 the ``quick`` profile, Faster R-CNN on the small FPN, one seed):
@@ -155,8 +157,9 @@ class ASDN(Method):
     summary = "A-Fast-RCNN's adversarial spatial dropout: an adversary masks ROI features into hard positives"
     reference = ("Wang, Shrivastava & Gupta, A-Fast-RCNN: Hard Positive Generation via Adversary for "
                  "Object Detection, CVPR 2017")
-    defaults = {"pretrain": 0.25, "drop_fraction": 1 / 3, "lr": 1.0e-3, "window": 2, "sample_pool": 4 / 3,
+    defaults = {"pretrain": 0.25, "drop_fraction": 0.3, "lr": 1.0e-3, "window": 2, "sample_pool": 4 / 3,
                 "score_drop": 0.1, "clean_batches": 0.5}
+    version = 2  # 2: 15 of the top 20 places dropped, no adversary update on clean batches (1: 16 of 21, updated)
 
     def check(self) -> None:
         p = self.params
@@ -245,7 +248,10 @@ class ASDN(Method):
         self._joint_batches += 1
         share = 1.0 - float(self.params["clean_batches"])  # masked batches: j = 1, 3, 5, ... for 0.5
         if math.floor((j + 1) * share + 1e-9) <= math.floor(j * share + 1e-9):
-            return features  # a clean batch (the official maintain_before); the adversary still learns from it
+            # a clean batch (the official maintain_before): the detector sees clean features and the
+            # adversary does not learn from it (the official code zeroes its gradient there)
+            self._record = None
+            return features
         keep = torch.ones(features.shape[0], 1, self.d, self.d, dtype=features.dtype, device=features.device)
         keep[fg, 0] = (~drop).to(features.dtype)
         self._stats["masked_rois"] += len(fg)
