@@ -71,7 +71,7 @@ class RandomErasing(Method):
             if not 0.0 <= value <= 1.0:
                 raise UsageError(f"method 'random-erasing': value must be 'random' or a number in [0, 1] "
                                  f"(images are in [0, 1]), got {p['value']}")
-            self.params["value"] = f"{value:g}"  # one spelling per setting: 0, 0.0 and .0 are one cell
+            self.params["value"] = repr(value)  # one spelling per setting: 0, 0.0 and .0 are one cell ("0.0")
 
     def on_epoch(self, epoch: int, ctx: Context) -> None:
         if epoch == 0 or self._gen is None:

@@ -112,6 +112,9 @@ def check_run_args(args) -> None:
         raise UsageError(f"unknown device {args.device!r}; use auto, cpu, cuda, cuda:N or mps")
     if args.executor != "ray" and (args.ray_address or args.gpus_per_cell or args.cpus_per_cell != 1.0):
         raise UsageError("--ray-address, --cpus-per-cell and --gpus-per-cell need --executor ray")
+    if args.executor == "ray" and args.jobs is not None:
+        raise UsageError("--jobs sets the local pool; with --executor ray each cell is a task "
+                         "(--cpus-per-cell, --gpus-per-cell)")
     if args.cpus_per_cell <= 0 or args.gpus_per_cell < 0:
         raise UsageError("--cpus-per-cell must be > 0 and --gpus-per-cell >= 0")
     if args.data_path and not Path(args.data_path).exists():
@@ -244,7 +247,8 @@ def cmd_report(args) -> int:
     from ..results.report import build_report
 
     report = build_report([Path(d) for d in args.run_dirs], Path(args.out) if args.out else None)
-    print(f"report: {report['out']} ({len(report['records'])} records, {len(report['missing'])} missing cells)")
+    older = f", {len(report['superseded'])} superseded by newer code" if report.get("superseded") else ""
+    print(f"report: {report['out']} ({len(report['records'])} records{older}, {len(report['missing'])} missing cells)")
     plots = [p for p in report["files"] if p.parent.name == "plots"]
     for path in report["files"]:
         if path.suffix in (".html", ".csv", ".md", ".json"):

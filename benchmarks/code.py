@@ -1,12 +1,13 @@
 """What code a method's cells ran: the part of a cell's identity that follows the code.
 
 A built-in method carries ``version`` (a class attribute, raised whenever a change alters its
-results). A plugin -- a method loaded from an entry point, ``--plugin module:Class`` or
-``--plugin path/file.py:Class`` -- is identified by ``version`` and a hash of its source: the
-source of the class and of every class it inherits from outside imbench (a plugin's own base
-classes), so editing the plugin makes new cells, and ``--resume`` does not take an old record for
-the edited method's. Editing a helper *function* of the plugin's module outside the classes is
-not seen; raise ``version`` then.
+results; version 1 adds nothing to the cell, so untouched methods keep their identities). A
+plugin -- a method loaded from an entry point, ``--plugin module:Class`` or ``--plugin
+path/file.py:Class`` -- is identified by ``version`` and a hash of its source: the whole module
+that defines the class (and those of the classes it inherits from outside imbench), so editing
+the plugin's file -- its loss class, a constant -- makes new cells, and ``--resume`` does not take
+an old record for the edited method's. Code the plugin imports from another module is not
+hashed; raise ``version`` when that changes results.
 
 ``code_identity(cls)`` goes into the cell (``method.code``) and so into ``config_hash``;
 ``method_code(cls)`` goes into the record (``method_code``): the identity plus, for a plugin, its
@@ -21,6 +22,7 @@ from functools import lru_cache
 from importlib.metadata import packages_distributions, version as dist_version
 from pathlib import Path
 
+from .contract.identity import without_code  # noqa: F401  (re-exported: the cell without its code)
 from .contract.method import Method  # noqa: F401  (the type the functions take)
 
 _IMBENCH = "imbench."
@@ -35,13 +37,18 @@ def _parts(cls: type[Method]) -> list[tuple[str, type[Method]]]:
 
 
 def source_hash(cls: type) -> str:
-    """sha256 (16 hex) of the source of ``cls`` and of its bases defined outside imbench."""
+    """sha256 (16 hex) of the source of the *modules* that define ``cls`` and its bases outside
+    imbench: the class, its helper classes and functions, module constants -- any edit of the
+    plugin's file changes it."""
     digest = hashlib.sha256()
+    seen: set[str] = set()
     for base in cls.__mro__:
-        if base is object or is_builtin(base) or base.__module__ == "builtins":
+        if base is object or is_builtin(base) or base.__module__ == "builtins" or base.__module__ in seen:
             continue
+        seen.add(base.__module__)
+        module = sys.modules.get(base.__module__)
         try:
-            text = inspect.getsource(base)
+            text = inspect.getsource(module) if module is not None else inspect.getsource(base)
         except (OSError, TypeError):  # no source (built in C, made at run time): its name alone
             text = f"{base.__module__}.{base.__qualname__}"
         digest.update(text.encode())
@@ -49,15 +56,18 @@ def source_hash(cls: type) -> str:
 
 
 def code_identity(cls: type[Method]) -> dict:
-    """``{"version": N}`` for a built-in, ``{"version": N, "source": hash}`` for a plugin; a
-    hybrid's is its parts' by name."""
+    """What of the method's code enters the cell: ``{}`` for a built-in at version 1 (so the cells
+    of methods no change has touched keep the identities they had before versions existed),
+    ``{"version": N}`` for a built-in raised to N, ``{"version": N, "source": hash}`` for a
+    plugin; a hybrid's is its parts' by name (``{}`` when none has any)."""
     parts = _parts(cls)
     if parts:
-        return {name: code_identity(part) for name, part in parts}
-    out = {"version": int(getattr(cls, "version", 1))}
-    if not is_builtin(cls):
-        out["source"] = source_hash(cls)
-    return out
+        out = {name: code_identity(part) for name, part in parts}
+        return out if any(out.values()) else {}
+    version = int(getattr(cls, "version", 1))
+    if is_builtin(cls):
+        return {} if version == 1 else {"version": version}
+    return {"version": version, "source": source_hash(cls)}
 
 
 def method_code(cls: type[Method]) -> dict:
@@ -65,7 +75,7 @@ def method_code(cls: type[Method]) -> dict:
     parts = _parts(cls)
     if parts:
         return {name: method_code(part) for name, part in parts}
-    out = {"builtin": is_builtin(cls), **code_identity(cls)}
+    out = {"builtin": is_builtin(cls), "version": int(getattr(cls, "version", 1)), **code_identity(cls)}
     if out["builtin"]:
         return out
     module = sys.modules.get(cls.__module__)
@@ -91,8 +101,3 @@ def _dist_version(name: str) -> str | None:
         return None
 
 
-def without_code(cell: dict) -> dict:
-    """The cell with its method's code identity left out (what a changed method still shares
-    with its old records)."""
-    method = {k: v for k, v in cell["method"].items() if k != "code"}
-    return {**cell, "method": method}

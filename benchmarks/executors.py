@@ -80,32 +80,72 @@ def _init_worker(threads: int, parent: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _in_worker(parent: int, fn: Callable, *args):
+def _in_worker(parent: int, started: str, index: int, fn: Callable, *args):
     if os.getppid() != parent:  # the driver is gone (no PDEATHSIG here): run nothing more
         os._exit(0)
+    open(os.path.join(started, str(index)), "w").close()  # the driver learns which tasks ran
     return fn(*args)
 
 
+LOST = ("a worker process died running this cell (killed, out of memory?); it was retried once, alone, "
+        "and died again")
+
+
 class PoolExecutor:
-    """Runs cells in ``jobs`` worker processes on this machine."""
+    """Runs cells in ``jobs`` worker processes on this machine.
+
+    A worker that dies (killed, out of memory) breaks the pool: every unfinished cell fails with
+    ``BrokenProcessPool``. The cells that had started then are suspects; each is retried once
+    alone (one worker, nothing beside it), and one that kills its worker again is recorded as
+    lost (:class:`WorkerLost`); the cells that had not started go on in a fresh pool. So one bad
+    cell costs one failed record, not the run."""
 
     def __init__(self, jobs: int, threads: int = 1):
         self.jobs, self.threads = jobs, threads
 
     def run(self, fn: Callable, tasks: Iterable[tuple]) -> Iterator[tuple[tuple, object]]:
+        import tempfile
+
+        tasks = list(tasks)
+        with tempfile.TemporaryDirectory(prefix="imbench-started-") as started:
+            todo, suspects = list(range(len(tasks))), []
+            while todo or suspects:
+                if suspects:  # alone, one at a time: a second death is this cell's own
+                    i = suspects.pop(0)
+                    broken = yield from self._pool(fn, tasks, [i], 1, started)
+                    if broken:
+                        yield tasks[i], WorkerLost(LOST)
+                    continue
+                broken = yield from self._pool(fn, tasks, todo, self.jobs, started)
+                ran = {int(name) for name in os.listdir(started)}
+                suspects = [i for i in broken if i in ran]
+                todo = [i for i in broken if i not in ran]
+
+    def _pool(self, fn: Callable, tasks: list, indices: list[int], workers: int, started: str):
+        """Run ``tasks[indices]`` in a fresh pool, yielding finished ones; returns the indices
+        that the pool's breaking left unfinished (empty when it did not break)."""
+        for name in os.listdir(started):
+            os.unlink(os.path.join(started, name))
         ctx = multiprocessing.get_context("spawn")
         parent = os.getpid()
-        pool = cf.ProcessPoolExecutor(self.jobs, mp_context=ctx, initializer=_init_worker,
+        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                       initargs=(self.threads, parent))
+        broken: list[int] = []
         try:
-            futures = {pool.submit(_in_worker, parent, fn, *args): args for args in tasks}
+            futures = {pool.submit(_in_worker, parent, started, i, fn, *tasks[i]): i for i in indices}
             for fut in cf.as_completed(futures):
-                yield futures[fut], fut.result()
+                try:
+                    result = fut.result()
+                except cf.process.BrokenProcessPool:
+                    broken.append(futures[fut])
+                    continue
+                yield tasks[futures[fut]], result
         except BaseException:
             _terminate(pool)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        return sorted(broken)
 
 
 def _terminate(pool: cf.ProcessPoolExecutor) -> None:

@@ -93,9 +93,9 @@ def run_cell(cell: dict, runtime: dict, progress: bool = False, previous: dict |
     try:
         cls = method_class(cell["method"]["name"])
         record.update(method_family=cls.family, method_hooks=cls.hooks(), method_code=method_code(cls))
-        if "code" in cell["method"] and code_identity(cls) != cell["method"]["code"]:
+        if code_identity(cls) != cell["method"].get("code", {}):
             raise CodeMismatchError(
-                f"method {cls.name!r} here is {code_identity(cls)}, the run planned {cell['method']['code']}: "
+                f"method {cls.name!r} here is {code_identity(cls)}, the run planned {cell['method'].get('code', {})}: "
                 "a worker with other code than the driver (install the same imbench and plugins everywhere)")
         outcome = track.run(cell, cls(**cell["method"]["params"]), runtime, progress)
         extras = dict(outcome.extras)

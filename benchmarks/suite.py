@@ -287,7 +287,8 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
                     "track": track,
                     "dataset": {"name": d, "split_seed": split_seed, **dataset_extra},
                     "recipe": {"name": rname, "params": rparams},
-                    "method": {"name": method["name"], "params": method["params"], "code": method["code"]},
+                    "method": {"name": method["name"], "params": method["params"],
+                               **({"code": method["code"]} if method["code"] else {})},
                     "model": model,
                     # the generative budget belongs only to the cells of generative methods
                     "profile": {"name": Path(profile).stem,

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..benchmarks.contract.identity import config_hash, dataset_label, setting_hash, spec_label
+from ..benchmarks.contract.identity import config_hash, dataset_label, setting_hash, spec_label, without_code
 from .ranks import tie_safe
 
 KEYS = ["track", "dataset", "recipe", "model", "profile"]
@@ -84,8 +84,25 @@ def _labels(r: dict) -> dict:
             "method": ":".join([method["name"], *spec_label(method["name"], method["params"], {})])}
 
 
+def current(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the records of the newest code for each cell, the superseded ones). Records of one cell
+    made by other code (a raised ``version``, an edited plugin: they differ only in
+    ``method.code``) stay in a run folder after ``--resume``; the statistics read the most recent
+    one (``created``), so one method is never two rows competing with each other."""
+    latest: dict = {}
+    for r in records:
+        key = config_hash(without_code(r["config"])) if isinstance(r.get("config"), dict) else id(r)
+        old = latest.get(key)
+        if old is None or str(r.get("created") or "") > str(old.get("created") or ""):
+            latest[key] = r
+    kept = {id(r) for r in latest.values()}
+    return [r for r in records if id(r) in kept], [r for r in records if id(r) not in kept]
+
+
 def records_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per record: labels, setting and block keys, seeds, status and every scalar metric."""
+    """One row per record of the newest code (:func:`current`): labels, setting and block keys,
+    seeds, status and every scalar metric."""
+    records = current(records)[0]
     rows = []
     for r in records:
         names = _labels(r)

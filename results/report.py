@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract.records import read_record
-from .aggregate import pivot, tidy, track_info
+from .aggregate import current, pivot, tidy, track_info
 from .leaderboard import format_table, leaderboard
 
 
@@ -116,14 +116,16 @@ def rank_statistics(table: pd.DataFrame, headline: str, lower_is_better: bool, o
     """Average ranks, Friedman, Nemenyi and the CD diagram of one track; files written under ``out``."""
     from . import ranks
 
-    copies = table[table["identical_to"] == "erm"] if "identical_to" in table else table.iloc[:0]
-    scores = block_scores(table.drop(copies.index), headline)  # erm's copies are not evidence
+    # erm's copies are not evidence: a method that is erm's copy in some block leaves the test
+    # (only its copy cells out would leave a gap that costs the whole block for every method)
+    copying = sorted(set(table.loc[table["identical_to"] == "erm", "method"])) if "identical_to" in table else []
+    scores = block_scores(table[~table["method"].isin(copying)], headline)
     if lower_is_better:
         scores = -scores
     complete, dropped_blocks, dropped_methods = ranks.complete_blocks(scores)
     result: dict = {"track": track, "headline": headline, "n_blocks": int(len(complete)),
                     "n_methods": int(complete.shape[1]), "dropped_blocks": list(map(str, dropped_blocks)),
-                    "dropped_methods": list(map(str, dropped_methods)), "files": []}
+                    "dropped_methods": list(map(str, dropped_methods)), "copies_of_erm": copying, "files": []}
     if complete.shape[0] < 1 or complete.shape[1] < 2:
         result["reason"] = "fewer than 2 methods with a score in every block"
         return result
@@ -155,6 +157,7 @@ def build_report(run_dirs: list[Path], out: Path | None = None, *, html: bool = 
     if not run_dirs:
         raise UsageError("imbench report needs at least one RUN_DIR")
     records, commands, missing = load_runs(run_dirs)
+    records, superseded = current(records)  # records of older code for the same cells: not counted
     out = Path(out) if out is not None else run_dirs[0] / "report"
     try:
         (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -197,9 +200,9 @@ def build_report(run_dirs: list[Path], out: Path | None = None, *, html: bool = 
             per_track[track]["plots"] = all_plots(track_records, sub, out / "plots", info=info)
             files += [p for paths in per_track[track]["plots"].values() for p in paths]
     if html:
-        files.append(_write_html(out, run_dirs, records, board, commands, missing, per_track))
+        files.append(_write_html(out, run_dirs, records, board, commands, missing, per_track, superseded))
     return {"out": out, "files": files, "records": records, "table": table, "board": board,
-            "commands": commands, "missing": missing, "tracks": per_track}
+            "commands": commands, "missing": missing, "tracks": per_track, "superseded": superseded}
 
 
 def _num(x: float, digits: int = 3) -> str:
@@ -230,13 +233,16 @@ def block_table(block: pd.DataFrame, headline: str, metrics: list[str]) -> pd.Da
     return frame.loc[:, (frame != "–").any(axis=0)]
 
 
-def _write_html(out: Path, run_dirs, records, board, commands, missing, per_track) -> Path:
+def _write_html(out: Path, run_dirs, records, board, commands, missing, per_track, superseded=()) -> Path:
     from .html import write_html
     from .plots import sample_gallery
 
     tables: list[tuple[str, object]] = []
     plot_sections: dict[str, list] = {}
     notes = []
+    if superseded:
+        notes.append(f"{len(superseded)} record(s) of older method code (a raised version, an edited plugin) are "
+                     "superseded by newer records of the same cells and left out of every table and test")
     for track, part in per_track.items():
         head, stats = part["info"]["headline"], part["stats"]
         prefix = f"{track}: " if len(per_track) > 1 else ""
@@ -259,6 +265,8 @@ def _write_html(out: Path, run_dirs, records, board, commands, missing, per_trac
         for key in ("reason",):
             if stats.get(key) or fried.get(key):
                 summary["note"] = stats.get(key) or fried.get(key)
+        if stats.get("copies_of_erm"):
+            summary["left out of the test (erm's copy in some block)"] = ", ".join(stats["copies_of_erm"])
         if stats.get("dropped_methods"):
             summary["left out of the test (missing in half or more of the blocks)"] = ", ".join(stats["dropped_methods"])
         if stats.get("dropped_blocks"):

@@ -434,7 +434,8 @@ def test_random_erasing_fills_with_uniform_noise_by_default_as_the_papers_re_r()
         assert changed[i, 0].sum() <= len(rows) * len(cols) and changed[i, 0].sum() >= len(rows) * len(cols) - 2
     from imbench.baselines.random_erasing import RandomErasing
 
-    assert RandomErasing(value="0.0").params["value"] == RandomErasing(value=0).params["value"] == "0"
+    assert RandomErasing(value="0.0").params["value"] == RandomErasing(value=0).params["value"] == "0.0"
+    assert RandomErasing(value="0.1234567").params["value"] == "0.1234567"  # no rounding
 
 
 # ------------------------------------------------------------------ parameters

@@ -122,3 +122,20 @@ def test_a_record_written_meanwhile_by_another_writer_stands(tmp_path):
     second = commit(failed_record(cell, runtime, "second writer"), tmp_path)
     assert not first["existing"] and second["existing"]
     assert [r["error"] for r in read_records(tmp_path)] == ["first writer"]
+
+
+def test_a_cell_that_kills_its_pool_worker_is_retried_alone_then_recorded_lost(cli, tmp_path):
+    """One bad cell (its worker dies: OOM-killed, say) costs one failed record, not the run: the
+    cells that were running are retried alone, the crashing one dies again and is recorded, the
+    others finish."""
+    log = tmp_path / "tries.txt"
+    code, _, err = cli("run", "classification", "--plugin", "tests.plugin_fixtures:Crash",
+                       "--methods", f"erm,crash:log={log},ros", "--seeds", "0,1", "--jobs", "2",
+                       "--profile", "smoke", "--quiet", "--ir", "10", "--no-report", "--out", tmp_path / "o")
+    assert code == 1, err
+    records = read_records(tmp_path / "o")
+    assert len(records) == 6
+    lost = [r for r in records if r["method"] == "crash"]
+    assert all(r["status"] == "failed" and "worker process died" in r["error"] for r in lost)
+    assert all(r["status"] == "ok" for r in records if r["method"] != "crash")
+    assert len(log.read_text().split()) == 4  # each crash cell: once in the pool, once alone

@@ -9,8 +9,9 @@ Its identity, ``config_hash(cell)``, is a hash of all of it: the method and reci
 parameter resolved (defaults filled in, numbers converted to the default's type, so ``gamma: 1``
 in YAML and ``gamma=1.0`` on the command line are one cell), the data (dataset name, the content
 fingerprint of the train/test split actually read, split seed), the model, the budget's content,
-the subset seed and the seed, and the method's code: its ``version`` (raised whenever a change
-alters its results) and, for a plugin, a hash of its source (``imbench.benchmarks.code``). The git
+the subset seed and the seed, and the method's code (``method.code``): a built-in's ``version``
+once raised above 1 (raised whenever a change alters its results) and, for a plugin, its version
+and a hash of its module's source (``imbench.benchmarks.code``). The git
 SHA of imbench is recorded but is not part of it.
 
 A *setting* is a cell without its seeds (``seed``, ``subset_seed``): the cells of one setting
@@ -32,6 +33,13 @@ def config_hash(config: dict) -> str:
     """A stable hash of a resolved configuration (sorted JSON, sha256, 16 hex)."""
     blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def without_code(cell: dict) -> dict:
+    """The cell without its method's code identity (``method.code``): what a record of the same
+    cell made by other code shares with it."""
+    method = {k: v for k, v in cell["method"].items() if k != "code"}
+    return {**cell, "method": method}
 
 
 def setting_of(cell: dict) -> dict:
