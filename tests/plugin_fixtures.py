@@ -100,8 +100,8 @@ class Sleepy(Method):
 
 
 class Crash(Method):
-    """Kills the process that runs it (a worker lost to the OOM killer, say), noting each try in
-    the file ``log``."""
+    """Kills the process that runs it (a worker lost to the OOM killer, say), noting each try
+    (seed, pid) as a line of the file ``log``."""
 
     name = "crash"
     tracks = ("classification",)
@@ -113,5 +113,5 @@ class Crash(Method):
         import os
 
         with open(self.params["log"], "a") as fh:
-            fh.write(f"{os.getpid()}\n")
+            fh.write(f"{ctx.seed} {os.getpid()}\n")
         os._exit(1)

@@ -138,4 +138,7 @@ def test_a_cell_that_kills_its_pool_worker_is_retried_alone_then_recorded_lost(c
     lost = [r for r in records if r["method"] == "crash"]
     assert all(r["status"] == "failed" and "worker process died" in r["error"] for r in lost)
     assert all(r["status"] == "ok" for r in records if r["method"] != "crash")
-    assert len(log.read_text().split()) == 4  # each crash cell: once in the pool, once alone
+    # each crash cell died at least once alone (a cell killed with the pool before it reached its
+    # own crash has only that one try), never more than twice
+    seeds = [line.split()[0] for line in log.read_text().splitlines()]
+    assert {seeds.count(s) for s in ("0", "1")} <= {1, 2} and set(seeds) == {"0", "1"}
