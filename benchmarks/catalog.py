@@ -4,7 +4,7 @@
 live in modules that import torch (seconds on a laptop). ``catalog.json`` beside this file holds
 the rows ``imbench ls`` prints for the built-ins, made from the live registries by
 ``python -m imbench.benchmarks.catalog`` (run it after adding or changing a built-in;
-``tests/test_catalog.py`` fails while the file differs from the registries). Plugins -- an
+``tests/test_cli_fast.py`` fails while the file differs from the registries). Plugins -- an
 installed entry point or ``--plugin`` -- are not in it: with one, ``imbench ls`` loads the
 registries for real.
 """

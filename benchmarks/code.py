@@ -22,8 +22,7 @@ from functools import lru_cache
 from importlib.metadata import packages_distributions, version as dist_version
 from pathlib import Path
 
-from .contract.identity import without_code  # noqa: F401  (re-exported: the cell without its code)
-from .contract.method import Method  # noqa: F401  (the type the functions take)
+from .contract.method import Method
 
 _IMBENCH = "imbench."
 

@@ -12,10 +12,10 @@ from tqdm.auto import tqdm
 
 from ..tasks import get_track
 from .contract.errors import UsageError
-from .contract.identity import config_hash, setting_hash
+from .contract.identity import config_hash, setting_hash, without_code
 from .labels import labels, record_path
 from .plugins import load_methods, method_class
-from .code import code_identity, method_code, without_code
+from .code import code_identity, method_code
 from .executors import WorkerLost
 from .contract.records import RECORD_VERSION, RecordExistsError, git_state, read_record, versions, write_record
 

@@ -22,8 +22,9 @@ precisely, per (setting, metric), a *setting* being a cell without its seeds —
   fewer seeds is never silently compared with the others);
 * ``identical_to``: ``"erm"`` when every successful cell of the setting computed erm's cell by
   construction (the record's ``identical_to``: an over-sampler on a balanced block, a generator
-  with nothing to generate); its ``p_vs_erm`` is NaN and the rank tests across blocks leave it
-  out -- a copy of erm is not evidence for or against a method -- while the tables show it.
+  with nothing to generate); its ``p_vs_erm`` is NaN, and a method that is erm's copy in some
+  block is left out of the rank tests across blocks (``report.rank_statistics``) -- a copy of erm
+  is not evidence for or against a method -- while the tables show it.
 
 A *block* is the settings that differ only in their method (same track, data, recipe, model and
 training budget; a generative budget — the profile's ``gan`` block — belongs to the method);
