@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", help="smoke | quick | paper | PROFILE.yaml")
     run.add_argument("--budget-unit", help="steps (every method makes erm's optimizer steps) | epochs "
                                            "(epochs over each method's own set); overrides the profile")
+    run.add_argument("--budget-scale", help="multiply the profile's training budget (epoch length: steps, "
+                                            "lr milestones and warm-up with it), e.g. 0.5,1,2 (a grid axis)")
     run.add_argument("--blend", help="generative methods: 'full' (every class up to the largest) or a fraction of each deficit")
     run.add_argument("--out", help="output folder (default ./runs/<suite>)")
     run.add_argument("--cache-dir", help="generator / feature-extractor cache (default <out>/../cache)")
@@ -106,6 +108,8 @@ def check_run_args(args) -> None:
     """The checks of ``imbench run``'s flags that need no registry (and so no torch)."""
     if args.ir is not None and any(v < 1 for v in _floats(args.ir, "--ir")):
         raise UsageError(f"--ir must be at least 1, got {args.ir}")
+    if args.budget_scale is not None and any(not v > 0 for v in _floats(args.budget_scale, "--budget-scale")):
+        raise UsageError(f"--budget-scale must be > 0, got {args.budget_scale}")
     if args.no_retry and not args.resume:
         raise UsageError("--no-retry only makes sense with --resume")
     if not DEVICE.match(str(args.device).strip().lower()):
@@ -151,7 +155,7 @@ def cmd_run(args) -> int:
         seeds=None if args.seeds is None else parse_ints(args.seeds, "--seeds"),
         subset_seeds=None if args.subset_seed is None else parse_ints(args.subset_seed, "--subset-seed"),
         profile=args.profile, split_seed=args.split_seed, blend=args.blend, budget_unit=args.budget_unit,
-        image_size=args.image_size,
+        image_size=args.image_size, budget_scale=_floats(args.budget_scale, "--budget-scale"),
     )
     notes: list[str] = []
     cells, repeats = dedupe(expand(suite, overrides, notes))

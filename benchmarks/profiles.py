@@ -10,6 +10,7 @@ from .contract.errors import UsageError, unknown
 
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 BUDGET_UNITS = ("steps", "epochs")
+WARMUP_UNITS = ("steps", "epochs")
 
 
 @lru_cache(maxsize=None)
@@ -60,6 +61,13 @@ def budget(profile: str, track: str) -> dict:
         raise UsageError(f"profile {profile!r}: optimizer must be one of {', '.join(OPTIMIZERS)}, "
                          f"got {out['optimizer']!r}")
     out.setdefault("budget_unit", "steps")
+    if out.get("warmup_epochs", 0) > 0:
+        # written in: the per-step warm-up replaced a per-epoch one, so a budget with a warm-up
+        # names its unit (old records of per-epoch warm-ups are never resumed as per-step ones)
+        out.setdefault("warmup_unit", "steps")
+        if out["warmup_unit"] not in WARMUP_UNITS:
+            raise UsageError(f"profile {profile!r}: warmup_unit must be one of {', '.join(WARMUP_UNITS)}, "
+                             f"got {out['warmup_unit']!r}")
     out.setdefault("augment", "none")
     if out["budget_unit"] not in BUDGET_UNITS:
         raise UsageError(f"profile {profile!r}: budget_unit must be one of {', '.join(BUDGET_UNITS)}, "

@@ -4,13 +4,15 @@ A suite file has a ``name``, a ``description`` and ``grids``; each grid names a 
 ``datasets``, ``recipes`` (``{name: R, param: value-or-list}``; lists expand), ``methods``
 (names or specs ``name:key=value``, hybrids ``a:key=value+b``, mappings ``{name: focal, gamma: 1}``
 or ``{name: smote+ldam-drw, smote: {k_neighbors: 3}}``, or ``all`` / ``baseline`` / ``gan``),
-``models``, ``seeds`` (training randomness), ``subset_seeds`` (which images the recipe keeps;
+``models``, ``budget_scale`` (a number or a list: multiplies the profile's training budget, see
+``tasks.schedule.epoch_plan``; a list is a grid axis), ``seeds`` (training randomness), ``subset_seeds`` (which images the recipe keeps;
 default ``[0]``), ``split_seed`` and a ``profile``. A method that does not support a grid's track
 is left out of ``all``; named explicitly, it is an error.
 """
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +103,7 @@ class Overrides:
     blend: str | None = None
     budget_unit: str | None = None
     image_size: int | None = None
+    budget_scale: list[float] | None = None
 
 
 def _listify(v) -> list:
@@ -249,6 +252,7 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
             if ov.budget_unit not in BUDGET_UNITS:
                 raise UsageError(f"--budget-unit must be one of {', '.join(BUDGET_UNITS)}, got {ov.budget_unit!r}")
             bud["budget_unit"] = ov.budget_unit
+        scales = _scales(ov.budget_scale if ov.budget_scale is not None else _listify(grid.get("budget_scale", 1)))
         grid_datasets = _listify(grid.get("datasets", [tr.default_dataset]))
         datasets = o_datasets or grid_datasets
         for d in datasets:
@@ -279,10 +283,12 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
             dataset_extra = _image_size(grid if own else {}, ov, tr)
             split_seed = ov.split_seed if ov.split_seed is not None else (int(grid.get("split_seed", 0)) if own else 0)
             d_recipes = recipes if (own or o_recipes) else _recipes_for(d, recipes, tr, notes)
-            for (rname, rparams), model, method, subset, seed in itertools.product(
-                    d_recipes, models, methods, subsets, seeds):
+            for (rname, rparams), model, scale, method, subset, seed in itertools.product(
+                    d_recipes, models, scales, methods, subsets, seeds):
                 if not method_class(method["name"]).supports(track, model):
                     continue  # 'all' / 'baseline' / 'gan' leave out what cannot run with this model
+                # a scale of 1 is not written in: the cells of a profile keep their identity
+                scaled = bud if scale == 1 else {**bud, "budget_scale": scale}
                 cells.append({
                     "track": track,
                     "dataset": {"name": d, "split_seed": split_seed, **dataset_extra},
@@ -292,7 +298,7 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
                     "model": model,
                     # the generative budget belongs only to the cells of generative methods
                     "profile": {"name": Path(profile).stem,
-                                "budget": bud if method["generative"] else {k: v for k, v in bud.items() if k != "gan"}},
+                                "budget": scaled if method["generative"] else {k: v for k, v in scaled.items() if k != "gan"}},
                     "subset_seed": int(subset),
                     "seed": int(seed),
                 })
@@ -307,6 +313,21 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
     if ov.image_size is not None and not any("image_size" in c["dataset"] for c in cells):
         raise UsageError("--image-size applies to detection and segmentation datasets; this suite has none")
     return cells
+
+
+def _scales(values: list) -> list[float]:
+    """Budget scales checked (positive numbers), in the order given, repeats dropped."""
+    out: list[float] = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise UsageError(f"budget_scale must be a number, got {v!r}") from None
+        if not (math.isfinite(f) and f > 0):
+            raise UsageError(f"budget_scale must be a number > 0, got {v!r}")
+        if f not in out:
+            out.append(f)
+    return out
 
 
 def _recipes_for(dataset: str, recipes: list[tuple[str, dict]], track, notes: list[str]) -> list[tuple[str, dict]]:

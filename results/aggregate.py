@@ -27,7 +27,9 @@ precisely, per (setting, metric), a *setting* being a cell without its seeds —
   is not evidence for or against a method -- while the tables show it.
 
 A *block* is the settings that differ only in their method (same track, data, recipe, model and
-training budget; a generative budget — the profile's ``gan`` block — belongs to the method);
+training budget; a generative budget — the profile's ``gan`` block — belongs to the method); the
+blocks that differ only in their ``budget_scale`` form one *curve* (``curve``: a learning curve,
+read by ``budgets.py``);
 ranks, deltas and, across blocks, the Friedman test use blocks. What a track reports comes from
 the records' ``track_info`` (headline metric, metrics, per-class metric, lower-is-better
 metrics), so this module names no track; records written before ``track_info``
@@ -53,7 +55,7 @@ LEGACY_TRACK_INFO = {"headline": "balanced_accuracy",
                                  "fid", "kid", "gan_test", "cas"],
                      "per_class": "per_class_recall", "lower_is_better": ["fid", "kid"],
                      "table": ["balanced_accuracy", "macro_f1", "tail_recall"]}
-TIDY_COLUMNS = LABELS + ["family", "setting", "block", "metric", "mean", "std", "n_seeds", "n_failed",
+TIDY_COLUMNS = LABELS + ["family", "setting", "block", "curve", "budget_scale", "metric", "mean", "std", "n_seeds", "n_failed",
                          "ci95_lo", "ci95_hi", "delta_vs_erm", "n_pairs", "p_vs_erm", "rank", "fewer_seeds",
                          "identical_to"]
 
@@ -70,6 +72,12 @@ def block_key(config: dict) -> str:
     budget = {k: v for k, v in config["profile"]["budget"].items() if k != "gan"}
     rest = {k: v for k, v in config.items() if k not in ("method", "seed", "subset_seed", "profile")}
     return config_hash({**rest, "profile": {"name": config["profile"]["name"], "budget": budget}})
+
+
+def curve_key(config: dict) -> str:
+    """The block without its budget scale: the blocks of one learning curve share it."""
+    budget = {k: v for k, v in config["profile"]["budget"].items() if k != "budget_scale"}
+    return block_key({**config, "profile": {**config["profile"], "budget": budget}})
 
 
 def _labels(r: dict) -> dict:
@@ -111,6 +119,8 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
                "model": r["model"], "profile": names.get("profile", r["profile"]), "method": names["method"],
                "family": r.get("method_family", ""),
                "setting": r.get("setting_hash") or setting_hash(r["config"]), "block": block_key(r["config"]),
+               "curve": curve_key(r["config"]),
+               "budget_scale": float(r["config"]["profile"]["budget"].get("budget_scale", 1.0)),
                "seed": r["seed"], "subset_seed": r.get("subset_seed", 0), "status": r["status"],
                "identical_to": r.get("identical_to") or ""}
         metrics = dict(r.get("metrics") or {})
@@ -187,7 +197,7 @@ def tidy(records: list[dict]) -> pd.DataFrame:
                 if vals.empty and metric != info["headline"]:
                     continue  # a metric this method does not produce (e.g. FID of a baseline)
                 lo, hi = ci95(vals.to_numpy())
-                row = {k: first[k] for k in LABELS + ["family", "setting", "block"]}
+                row = {k: first[k] for k in LABELS + ["family", "setting", "block", "curve", "budget_scale"]}
                 row.update(metric=metric, mean=float(vals.mean()) if len(vals) else math.nan,
                            std=float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
                            n_seeds=int(len(vals)), n_failed=n_failed, ci95_lo=lo, ci95_hi=hi,

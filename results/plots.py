@@ -12,7 +12,8 @@ own ``track_info``. No track and no metric is named here.
 
 One figure per *block* (the settings that differ only in their method: same track, data,
 recipe, model and budget), except :func:`metric_vs_ir`, whose figure spans the blocks that
-differ only in the recipe's ``ir``, and :func:`metric_vs_blend`, one figure per block that runs a
+differ only in the recipe's ``ir``, :func:`metric_vs_budget`, one figure per curve (the blocks
+that differ only in ``budget_scale``), and :func:`metric_vs_blend`, one figure per block that runs a
 generative method at several ``blend`` values.
 """
 from __future__ import annotations
@@ -388,6 +389,56 @@ def metric_vs_ir(tidy: pd.DataFrame, headline: str, out_dir: Path | str, *,
     return paths
 
 
+def metric_vs_budget(tidy: pd.DataFrame, headline: str, out_dir: Path | str, *,
+                     lower_is_better: Iterable[str] = ()) -> list[Path]:
+    """Learning curves: the headline metric against the budget scale (log 2 x), one line per
+    method with its 95 % CI band, and its difference to the reference method beside it; one figure
+    per curve (the blocks that differ only in ``budget_scale``) measured at 2+ scales."""
+    from .budgets import curve_rows, curve_title
+
+    lower = _lower(headline, lower_is_better)
+    paths: list[Path] = []
+    for curve, g in curve_rows(tidy, headline).items():
+        scales = sorted(g["budget_scale"].unique())
+        last = g[g["budget_scale"] == scales[-1]].set_index("method")["mean"]
+        methods = list(dict.fromkeys(g["method"]))
+        methods.sort(key=lambda m: (-(last.get(m, -np.inf)) if not lower else last.get(m, np.inf)))
+        colors = _method_colors(methods)
+        fig = _figure(13.5, max(4.8, 1.6 + 0.19 * len(methods)))
+        ax, ax_d = fig.subplots(1, 2, sharex=True)
+        for i, m in enumerate(methods):
+            s = g[g["method"] == m].sort_values("budget_scale")
+            x = s["budget_scale"].to_numpy(float)
+            lo, hi = s["ci95_lo"].to_numpy(float), s["ci95_hi"].to_numpy(float)
+            is_ref = m == REFERENCE
+            style = dict(color=colors[m], ls=_linestyle(i), lw=2.2 if is_ref else 1.2, marker="o", ms=3.5,
+                         zorder=3 if is_ref else 2)
+            ax.plot(x, s["mean"].to_numpy(float), label=m, **style)
+            band = np.isfinite(lo) & np.isfinite(hi)
+            if band.any():
+                ax.fill_between(x[band], lo[band], hi[band], color=colors[m], alpha=0.12, lw=0, zorder=1)
+            ax_d.plot(x, s["delta_vs_erm"].to_numpy(float), **style)
+        for a in (ax, ax_d):
+            a.set_xscale("log", base=2)
+            a.set_xticks(scales, [f"{v:g}" for v in scales])
+            a.minorticks_off()
+            a.grid(color="#e5e5e5", lw=0.6)
+            a.set_xlabel("budget scale (x the profile's training steps, log scale)")
+        ax_d.axhline(0.0, color=_REF_COLOR, lw=0.8, ls="--")
+        note = " (lower is better)" if lower else ""
+        ax.set_ylabel(f"{headline}{note}\nmean, 95 % CI band over seeds")
+        ax_d.set_ylabel(f"Δ {headline} vs {REFERENCE} (paired)")
+        ax.set_title(f"{headline} against the training budget", fontsize=10)
+        ax_d.set_title(f"difference to {REFERENCE} (same budget); a line crossing 0 is a verdict that flips",
+                       fontsize=10)
+        title = curve_title(g)
+        fig.suptitle(title, fontsize=10)
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=7,
+                   title=f"order: {headline} at x{scales[-1]:g}", title_fontsize=7, frameon=False)
+        paths += _save(fig, out_dir, _slug("metric_vs_budget", headline, title, str(curve)[:6]))
+    return paths
+
+
 def quality_vs_gain(tidy: pd.DataFrame, headline: str, out_dir: Path | str, *,
                     quality: Sequence[str] | None = None, lower_is_better: Iterable[str] = ()) -> list[Path]:
     """For the methods that generate samples: each sample-quality metric (x, one panel each)
@@ -703,6 +754,7 @@ def all_plots(records: Sequence[dict], tidy: pd.DataFrame, out_dir: Path | str, 
     sections = {
         f"{headline} per method (95 % CI)": ci_bars(tidy, headline, out_dir, lower_is_better=lower),
         f"{headline} against the imbalance ratio": metric_vs_ir(tidy, headline, out_dir, lower_is_better=lower),
+        f"{headline} against the training budget": metric_vs_budget(tidy, headline, out_dir, lower_is_better=lower),
         f"{info.get('per_class')} per class": (per_class_heatmap(records, info["per_class"], out_dir, lower_is_better=lower)
                                                if info.get("per_class") else []),
         "cost against gain": cost_vs_gain(records, tidy, headline, out_dir, lower_is_better=lower),

@@ -14,6 +14,10 @@ failed one, then the newest). Writes into ``--out`` (default ``<first RUN_DIR>/r
 * ``ranks_<track>.csv`` / ``.md`` and ``friedman_<track>.json`` — average ranks across blocks,
   the Friedman test, Nemenyi post-hoc p-values and critical difference (``ranks.py``), and the
   CD diagram ``plots/cd_<track>.png|svg`` when there are at least 2 blocks and 2 methods;
+* ``budgets_<track>.csv`` / ``.json`` — for learning curves (blocks run at several
+  ``--budget-scale``): the rank stability per budget (Kendall tau against the largest budget,
+  methods whose delta vs erm changes sign) and the budget rule's outcome (``budgets.py``); the rank
+  tests then use each curve's largest budget only;
 * ``plots/`` — PNG and SVG figures (``plots.py``); ``report.html`` — everything in one
   self-contained page (``html.py``).
 """
@@ -28,6 +32,7 @@ import pandas as pd
 from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract.records import read_record
 from .aggregate import current, pivot, tidy, track_info
+from .budgets import budget_tables
 from .leaderboard import format_table, leaderboard
 
 
@@ -118,6 +123,10 @@ def rank_statistics(table: pd.DataFrame, headline: str, lower_is_better: bool, o
 
     # erm's copies are not evidence: a method that is erm's copy in some block leaves the test
     # (only its copy cells out would leave a gap that costs the whole block for every method)
+    # a learning curve's blocks are one setting trained for longer: only its largest budget is a block
+    if "curve" in table and not table.empty:
+        top = table.groupby("curve")["budget_scale"].transform("max")
+        table = table[table["budget_scale"] == top]
     copying = sorted(set(table.loc[table["identical_to"] == "erm", "method"])) if "identical_to" in table else []
     scores = block_scores(table[~table["method"].isin(copying)], headline)
     if lower_is_better:
@@ -192,7 +201,11 @@ def build_report(run_dirs: list[Path], out: Path | None = None, *, html: bool = 
             summary["nemenyi_p"] = json.loads(stats["nemenyi"].to_json())
         (out / f"friedman_{track}.json").write_text(json.dumps(summary, indent=1, default=_plain) + "\n")
         files.append(out / f"friedman_{track}.json")
-        per_track[track] = {"info": info, "pivot": wide, "stats": stats, "plots": {}, "table": sub}
+        lower = head in info.get("lower_is_better", [])
+        curves = budget_tables(sub, head, lower)
+        if curves:
+            files += _write_budgets(out, track, curves)
+        per_track[track] = {"info": info, "pivot": wide, "stats": stats, "plots": {}, "table": sub, "budgets": curves}
         if plots:
             from .plots import all_plots
 
@@ -203,6 +216,35 @@ def build_report(run_dirs: list[Path], out: Path | None = None, *, html: bool = 
         files.append(_write_html(out, run_dirs, records, board, commands, missing, per_track, superseded))
     return {"out": out, "files": files, "records": records, "table": table, "board": board,
             "commands": commands, "missing": missing, "tracks": per_track, "superseded": superseded}
+
+
+def _write_budgets(out: Path, track: str, curves: dict) -> list[Path]:
+    """``budgets_<track>.csv`` (the rank-stability rows of every curve) and ``budgets_<track>.json``
+    (the budget rule's outcome per curve)."""
+    rows = [stab.reset_index().assign(curve=title) for title, part in curves.items() for stab in [part["stability"]]]
+    frame = pd.concat(rows, ignore_index=True)
+    frame = frame[["curve", *[c for c in frame.columns if c != "curve"]]]
+    csv, js = out / f"budgets_{track}.csv", out / f"budgets_{track}.json"
+    frame.to_csv(csv, index=False, float_format="%.6g")
+    js.write_text(json.dumps({title: part["rule"] for title, part in curves.items()}, indent=1, default=_plain) + "\n")
+    return [csv, js]
+
+
+def budget_summary(rule: dict) -> dict:
+    """The budget rule's outcome on one curve, for people."""
+    from .budgets import MIN_TAU, PLATEAU_GAIN, PLATEAU_SHARE
+
+    out = {"rule": (f"plateau: erm's mean at the first scale after which doubling gains < {PLATEAU_GAIN:.0%}; "
+                    f"budget: the smallest scale with erm >= {PLATEAU_SHARE:.0%} of it and Kendall tau >= "
+                    f"{MIN_TAU} against the ranking at the plateau")}
+    if rule.get("plateau_scale") is not None:
+        out["erm plateau"] = f"{rule['plateau_mean']:.4f} at x{rule['plateau_scale']:g}"
+    if rule.get("chosen") is not None:
+        out["chosen budget scale"] = (f"x{rule['chosen']:g} (erm at {rule['share_of_plateau']:.1%} of its plateau, "
+                                      f"tau {rule['tau_vs_plateau']:.2f})")
+    if rule.get("reason"):
+        out["note"] = rule["reason"]
+    return out
 
 
 def _num(x: float, digits: int = 3) -> str:
@@ -250,6 +292,11 @@ def _write_html(out: Path, run_dirs, records, board, commands, missing, per_trac
         blocks = {" / ".join(str(k) for k in key[:-1]): block_table(grp, head, part["info"].get("metrics", []))
                   for key, grp in part["table"].groupby(["dataset", "recipe", "model", "profile", "block"], sort=False)}
         tables.append((f"{prefix}leaderboard per block", blocks))
+        for title, curve in (part.get("budgets") or {}).items():
+            tables.append((f"{prefix}verdicts against the training budget: {title}",
+                           {"means (methods x budget scale)": curve["means"].round(4),
+                            "rank stability against the largest budget": curve["stability"].round(4),
+                            "budget rule": budget_summary(curve["rule"])}))
         if "ranks" in stats:
             tables.append((f"{prefix}average ranks across blocks", stats["ranks"].set_index("method").round(3)))
         summary = {"blocks in the test": stats.get("n_blocks"), "methods in the test": stats.get("n_methods")}

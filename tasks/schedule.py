@@ -29,14 +29,30 @@ def flip_policy(name: str, channels: int, track: str) -> str:
     return name
 
 
-def learning_rate(epoch: int, budget: dict) -> float:
-    """The learning rate of ``epoch`` (0-based): warm-up, then step multipliers, then (``lr_poly``
-    = power p, e.g. 0.9) the polynomial decay ``(1 - epoch / epochs) ** p`` -- set once per epoch,
-    where torchvision's segmentation references step it every iteration."""
+WARMUP_UNITS = ("steps", "epochs")
+
+
+def learning_rate(epoch: int, budget: dict, step: int = 0, steps_per_epoch: int = 1) -> float:
+    """The learning rate at optimizer step ``step`` (0-based, within the epoch) of ``epoch``
+    (0-based): warm-up, then step multipliers, then (``lr_poly`` = power p, e.g. 0.9) the polynomial
+    decay ``(1 - epoch / epochs) ** p`` -- set once per epoch, where torchvision's segmentation
+    references step it every iteration.
+
+    The warm-up is linear over the first ``warmup_epochs`` epochs: per optimizer step
+    (``warmup_unit: steps``, the default; lr x (t + 1) / (warmup_epochs x steps_per_epoch) at global
+    step t, as torchvision's detection references warm up per iteration), or per epoch
+    (``warmup_unit: epochs``; lr x (epoch + 1) / warmup_epochs for the whole epoch, as LDAM-DRW's
+    ``adjust_learning_rate`` does -- the ``paper`` classification profile)."""
     base = float(budget["lr"])
     warmup = int(budget.get("warmup_epochs", 0))
+    unit = budget.get("warmup_unit", "steps")
+    if unit not in WARMUP_UNITS:
+        raise ValueError(f"warmup_unit must be one of {', '.join(WARMUP_UNITS)}, got {unit!r}")
     if epoch < warmup:
-        return base * (epoch + 1) / warmup
+        if unit == "epochs":
+            return base * (epoch + 1) / warmup
+        total = warmup * max(int(steps_per_epoch), 1)
+        return base * (epoch * max(int(steps_per_epoch), 1) + step + 1) / total
     factor = 1.0
     for start, mult in sorted((int(k), float(v)) for k, v in (budget.get("lr_steps") or {}).items()):
         if epoch >= start:
@@ -47,12 +63,22 @@ def learning_rate(epoch: int, budget: dict) -> float:
     return base * factor
 
 
-def batches(n: int, batch_size: int, order: torch.Tensor):
-    """Split ``order`` into batches, folding a trailing batch of one item into the previous
-    one (BatchNorm cannot train on a single item)."""
+def _starts(n: int, batch_size: int) -> list[int]:
     starts = list(range(0, n, batch_size))
     if len(starts) > 1 and n - starts[-1] < 2:
         starts.pop()
+    return starts
+
+
+def count_batches(n: int, batch_size: int) -> int:
+    """How many batches :func:`batches` cuts ``n`` items into."""
+    return len(_starts(n, batch_size))
+
+
+def batches(n: int, batch_size: int, order: torch.Tensor):
+    """Split ``order`` into batches, folding a trailing batch of one item into the previous
+    one (BatchNorm cannot train on a single item)."""
+    starts = _starts(n, batch_size)
     for i, s in enumerate(starts):
         e = starts[i + 1] if i + 1 < len(starts) else n
         yield order[s:e]
@@ -110,7 +136,7 @@ def sampling_plan(out, n: int, method: str):
 class EpochPlan:
     """The budget of one training run: ``epochs`` of ``per_epoch`` items (None: one repeat-factor
     draw each) in batches of ``batch_size``, drawn by ``sampling`` (None, weights or
-    RepeatFactors) from a set of ``n``."""
+    RepeatFactors) from a set of ``n``; ``scale`` is the budget scale the epoch length carries."""
 
     epochs: int
     batch_size: int
@@ -118,6 +144,24 @@ class EpochPlan:
     n: int
     per_epoch: int | None
     sampling: object
+    scale: float = 1.0
+    reference_size: int | None = None  # the unscaled epoch length of the ``steps`` unit
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps of a nominal epoch (an epoch of one repeat-factor draw: of ``n`` items)."""
+        return count_batches(self.per_epoch or self.n, self.batch_size)
+
+
+def budget_scale(budget: dict) -> float:
+    """The budget's ``budget_scale`` (1 when absent), checked to be a positive number."""
+    try:
+        scale = float(budget.get("budget_scale", 1.0))
+    except (TypeError, ValueError):
+        raise ValueError(f"budget_scale must be a number, got {budget.get('budget_scale')!r}") from None
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"budget_scale must be > 0, got {scale}")
+    return scale
 
 
 def epoch_plan(train, method: Method, ctx: Context, reference_size: int | None) -> EpochPlan:
@@ -126,7 +170,13 @@ def epoch_plan(train, method: Method, ctx: Context, reference_size: int | None) 
     ``epochs`` of ``reference_size`` items each when the budget unit is ``steps`` (the track passes
     the size of the recipe's split, so every method makes the optimizer steps ``erm`` makes,
     however much ``prepare`` changed the set), or of the set itself when it is ``epochs``
-    (``reference_size=None`` means the same)."""
+    (``reference_size=None`` means the same).
+
+    ``budget_scale`` F (``--budget-scale``) multiplies the length of every epoch -- F x the items,
+    so F x the optimizer steps -- and keeps the number of epochs: the learning-rate milestones, the
+    warm-up and every epoch-counting hook (DRW's deferral, asdn's stages) move with it, at the same
+    fraction of training. An epoch of one repeat-factor draw (``epochs`` unit with RFS) becomes F x
+    the draw's expected length."""
     budget = ctx.budget
     epochs, batch_size = int(budget["epochs"]), int(budget["batch_size"])
     unit = budget.get("budget_unit", "steps")
@@ -139,10 +189,15 @@ def epoch_plan(train, method: Method, ctx: Context, reference_size: int | None) 
     per_epoch = n if unit == "epochs" or reference_size is None else int(reference_size)
     if per_epoch < 2:
         raise ValueError(f"an epoch of {per_epoch} item(s) is too short; at least 2 are needed")
+    scale = budget_scale(budget)
     sampling = sampling_plan(method.sampler(train, ctx), n, method.name)
+    reference = per_epoch if unit == "steps" else None
     if unit == "epochs" and isinstance(sampling, RepeatFactors):
-        per_epoch = None  # an epoch is one repeat-factor draw
-    return EpochPlan(epochs, batch_size, unit, n, per_epoch, sampling)
+        # an epoch is one repeat-factor draw; scaled, F x its expected length
+        per_epoch = None if scale == 1 else max(2, round(float(sampling.factors.sum()) * scale))
+    elif scale != 1:
+        per_epoch = max(2, round(per_epoch * scale))
+    return EpochPlan(epochs, batch_size, unit, n, per_epoch, sampling, scale, reference)
 
 
 OPTIMIZERS = ("sgd", "adam")
@@ -169,16 +224,18 @@ def train_epochs(model: torch.nn.Module, optimizer, method: Method, ctx: Context
     items seen)."""
     orders = epoch_orders(plan.n, plan.per_epoch, plan.sampling, ctx.generator("batch-order"))
     history, steps, seen_total = [], 0, 0
+    per_epoch_steps = plan.steps_per_epoch
     bar = tqdm(range(plan.epochs), desc="  epochs", leave=False, disable=not progress, unit="ep")
     for epoch in bar:
         ctx.epoch = epoch
         method.on_epoch(epoch, ctx)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(epoch, ctx.budget)
         model.train()
         order = next(orders)
         total, seen = 0.0, 0
-        for idx in batches(len(order), plan.batch_size, order.to(index_device)):
+        for i, idx in enumerate(batches(len(order), plan.batch_size, order.to(index_device))):
+            lr = learning_rate(epoch, ctx.budget, i, per_epoch_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             loss, batch, size = batch_loss(idx)
             extra = method.adversary(model, batch, ctx)
             if extra is not None:
@@ -203,4 +260,5 @@ def training_record(plan: EpochPlan, steps: int, seen: int, augment: str, **extr
     """The record's ``training`` block."""
     return {"budget_unit": plan.unit, "epochs": plan.epochs, "steps_per_epoch": steps // max(plan.epochs, 1),
             "train_steps": steps, "images_seen": seen, "train_set_size": plan.n,
-            "reference_size": plan.per_epoch if plan.unit == "steps" else None, "augment": augment, **extra}
+            "reference_size": plan.reference_size, "augment": augment,
+            **({"budget_scale": plan.scale, "epoch_length": plan.per_epoch} if plan.scale != 1 else {}), **extra}

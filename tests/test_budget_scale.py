@@ -1,0 +1,215 @@
+"""The training budget as an axis: per-step warm-up, --budget-scale, learning curves in the report."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from imbench.benchmarks.contract import Context
+from imbench.benchmarks.contract.identity import config_hash
+from imbench.benchmarks.contract.records import read_records
+from imbench.benchmarks.contract import Method
+from imbench.tasks.schedule import EpochPlan, learning_rate, train_epochs
+
+SMOKE = ["--profile", "smoke", "--quiet", "--ir", "10", "--seeds", "0"]
+
+
+def _lr_trace(budget: dict, n: int, batch_size: int, epochs: int) -> list[float]:
+    """The learning rate of every optimizer step of ``train_epochs`` on a one-weight model."""
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=budget["lr"])
+    ctx = Context(track="classification", class_names=["a", "b"], instance_counts=[1, 1], minority=[], seed=0,
+                  budget=budget)
+    trace = []
+
+    def batch_loss(idx):
+        trace.append(opt.param_groups[0]["lr"])
+        return model(torch.ones(len(idx), 1)).sum() * 0.0, None, len(idx)
+
+    plan = EpochPlan(epochs, batch_size, "steps", n, n, None)
+    train_epochs(model, opt, Method(), ctx, plan, batch_loss)
+    return trace
+
+
+def test_warm_up_is_linear_per_step_as_torchs_linear_lr():
+    # 3 epochs of 40 items in batches of 10: 4 steps an epoch; 2 warm-up epochs = 8 steps
+    budget = {"lr": 0.1, "epochs": 3, "warmup_epochs": 2, "lr_steps": {}}
+    trace = _lr_trace(budget, n=40, batch_size=10, epochs=3)
+    # torch's LinearLR from 1/T to 1 over T - 1 steps gives lr (t + 1) / T, t = 0 .. T - 1
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / 8, end_factor=1.0, total_iters=7)
+    want = []
+    for _ in range(12):
+        want.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert trace == pytest.approx(want, rel=1e-12)
+    assert trace[0] == pytest.approx(0.1 / 8) and trace[7] == pytest.approx(0.1) and len(set(trace[:8])) == 8
+
+
+def test_per_epoch_warm_up_stays_for_ldam_drws_schedule():
+    budget = {"lr": 0.1, "epochs": 3, "warmup_epochs": 2, "warmup_unit": "epochs", "lr_steps": {}}
+    trace = _lr_trace(budget, n=40, batch_size=10, epochs=3)
+    assert trace == pytest.approx([0.05] * 4 + [0.1] * 8)
+
+
+def test_quick_profiles_warm_up_per_step():
+    from imbench.benchmarks.profiles import budget
+
+    for track in ("classification", "detection"):
+        b = budget("quick", track)
+        assert b["warmup_epochs"] > 0 and b["warmup_unit"] == "steps", track
+        # the first step no longer runs at the full rate (it did: a per-epoch warm-up of 1 epoch)
+        assert learning_rate(0, b, 0, 25) < b["lr"] / 10
+    assert budget("paper", "classification")["warmup_unit"] == "epochs"
+    assert "warmup_unit" not in budget("quick", "segmentation")  # no warm-up: the identity is kept
+
+
+def test_bad_warmup_unit_is_a_usage_error(cli, tmp_path):
+    prof = tmp_path / "p.yaml"
+    prof.write_text("classification: {epochs: 1, batch_size: 64, lr: 0.05, warmup_epochs: 1, warmup_unit: hours}\n")
+    code, _, err = cli("run", "classification", "--methods", "erm", "--profile", str(prof), "--out", tmp_path / "o")
+    assert code == 2 and "warmup_unit" in err and not (tmp_path / "o").exists()
+
+
+def test_budget_scale_multiplies_steps_and_moves_the_schedule_with_it():
+    budget = {"lr": 0.1, "epochs": 4, "batch_size": 10, "warmup_epochs": 1, "lr_steps": {3: 0.1}}
+    one = _lr_trace(budget, n=40, batch_size=10, epochs=4)
+    # scale 2: every epoch twice as long (the plan's per_epoch), the same epochs
+    model = torch.nn.Linear(1, 1)
+    ctx = Context(track="classification", class_names=["a", "b"], instance_counts=[1, 1], minority=[], seed=0,
+                  budget={**budget, "budget_scale": 2.0})
+    from imbench.tasks.schedule import epoch_plan
+
+    plan = epoch_plan(list(range(40)), Method(), ctx, reference_size=40)
+    assert (plan.epochs, plan.per_epoch, plan.reference_size, plan.steps_per_epoch) == (4, 80, 40, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    two = []
+
+    def batch_loss(idx):
+        two.append(opt.param_groups[0]["lr"])
+        return model(torch.ones(len(idx), 1)).sum() * 0.0, None, len(idx)
+
+    _, steps, seen = train_epochs(model, opt, Method(), ctx, plan, batch_loss)
+    assert (steps, seen, len(one)) == (32, 320, 16)
+    # the same fractions of training at the same rates: warm-up over the first quarter, x0.1 in the last
+    assert two[::2][4:] == pytest.approx(one[4:]) and two[8:24] == pytest.approx([0.1] * 16)
+    assert two[24:] == pytest.approx([0.01] * 8) and two[0] == pytest.approx(0.1 / 8)
+
+
+def _records(out):
+    return {(r["method"], r["config"]["profile"]["budget"].get("budget_scale", 1)): r for r in read_records(out)}
+
+
+def test_budget_scale_is_a_grid_axis_in_identity_and_labels(cli, tmp_path):
+    code, _, _ = cli("run", "classification", "--methods", "erm,ldam-drw", "--budget-scale", "0.5,1,2",
+                     "--out", tmp_path / "o", *SMOKE)
+    assert code == 0
+    recs = _records(tmp_path / "o")
+    assert len(recs) == 6
+    erm = {s: recs[("erm", s)] for s in (0.5, 1, 2.0)}
+    steps = {s: r["training"]["train_steps"] for s, r in erm.items()}
+    assert steps[2.0] > steps[1] > steps[0.5] and abs(steps[2.0] - 4 * steps[0.5]) <= 2
+    assert erm[2.0]["training"]["budget_scale"] == 2.0 and "budget_scale" not in erm[1]["training"]
+    assert erm[2.0]["labels"]["profile"] == "smoke(budget_scale=2)" and erm[1]["labels"]["profile"] == "smoke"
+    # DRW defers at the same epoch whatever the scale
+    assert recs[("ldam-drw", 0.5)]["extras"]["drw_start_epoch"] == recs[("ldam-drw", 2.0)]["extras"]["drw_start_epoch"]
+    # a scale of 1 is the profile's own cell: same identity as a run without the flag
+    assert cli("run", "classification", "--methods", "erm", "--out", tmp_path / "p", *SMOKE)[0] == 0
+    plain = read_records(tmp_path / "p")[0]
+    assert plain["config_hash"] == erm[1]["config_hash"] == config_hash(erm[1]["config"])
+    assert plain["metrics"] == erm[1]["metrics"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "nan"])
+def test_bad_budget_scale_is_a_usage_error(cli, tmp_path, value):
+    code, _, err = cli("run", "classification", "--methods", "erm", "--budget-scale", value,
+                       "--out", tmp_path / "o", *SMOKE)
+    assert code == 2 and "budget-scale" in err and not (tmp_path / "o").exists()
+
+
+def test_suite_grid_takes_a_budget_scale_list(tmp_path):
+    from imbench.benchmarks.suite import Overrides, expand
+
+    suite = {"grids": [{"track": "classification", "datasets": ["digits"], "recipes": [{"name": "longtail", "ir": 10}],
+                        "methods": ["erm"], "budget_scale": [0.25, 1, 4], "seeds": [0], "profile": "smoke"}]}
+    cells = expand(suite, Overrides())
+    assert [c["profile"]["budget"].get("budget_scale") for c in cells] == [0.25, None, 4.0]
+    assert [c["profile"]["budget"].get("budget_scale") for c in expand(suite, Overrides(budget_scale=[2.0]))] == [2.0]
+
+
+# ----------------------------------------------------------------------------- the analysis
+
+
+def _tidy(scores: dict[float, dict[str, float]], deltas: bool = True) -> pd.DataFrame:
+    rows = []
+    for scale, by_method in scores.items():
+        for m, v in by_method.items():
+            rows.append({"track": "classification", "dataset": "digits", "recipe": "longtail(ir=10)", "model": "m",
+                         "profile": "quick" if scale == 1 else f"quick(budget_scale={scale:g})", "method": m,
+                         "family": "", "setting": f"{m}{scale}", "block": f"b{scale}", "curve": "c",
+                         "budget_scale": scale, "metric": "acc", "mean": v, "std": 0.01, "n_seeds": 3,
+                         "ci95_lo": v - 0.02, "ci95_hi": v + 0.02,
+                         "delta_vs_erm": v - by_method["erm"] if deltas else math.nan, "identical_to": ""})
+    return pd.DataFrame(rows)
+
+
+CURVE = {  # erm: +50 %, +20 %, +5 %, +1 %, +0.5 %: the plateau is x2 (the doubling after it gains < 2 %)
+    0.25: {"erm": 0.40, "a": 0.50, "b": 0.45, "c": 0.30},
+    0.5: {"erm": 0.60, "a": 0.65, "b": 0.62, "c": 0.50},
+    1.0: {"erm": 0.72, "a": 0.70, "b": 0.74, "c": 0.71},
+    2.0: {"erm": 0.756, "a": 0.73, "b": 0.77, "c": 0.76},
+    4.0: {"erm": 0.7636, "a": 0.74, "b": 0.78, "c": 0.77},
+    8.0: {"erm": 0.767, "a": 0.745, "b": 0.785, "c": 0.775},
+}
+
+
+def test_rank_stability_is_scipys_kendall_tau_against_the_largest_budget():
+    from imbench.results.budgets import stability
+
+    table = stability(_tidy(CURVE))
+    top = pd.Series(CURVE[8.0])
+    for scale, row in table.iterrows():
+        want = stats.kendalltau(pd.Series(CURVE[scale]), top)
+        assert row["tau vs x8"] == pytest.approx(want.statistic) and row["p (tau)"] == pytest.approx(want.pvalue)
+    # a beat erm by 0.10 at x0.25 and loses at x8; c lost and wins
+    assert table.loc[0.25, "sign of delta vs erm flips"] == "a (+0.100 -> -0.022); c (-0.100 -> +0.008)"
+    assert table.loc[8.0, "sign of delta vs erm flips"] == "" and table.loc[0.5, "erm mean"] == 0.60
+
+
+def test_budget_rule_picks_the_first_scale_near_the_plateau_with_a_stable_ranking():
+    from imbench.results.budgets import budget_rule
+
+    rule = budget_rule(_tidy(CURVE))
+    assert rule["plateau_scale"] == 2.0 and rule["plateau_mean"] == pytest.approx(0.756)
+    # x0.5: erm at 79 % of the plateau; x1: 95 %, but tau(x1, x2) = 2/3 < 0.7 (erm and c swap)
+    assert stats.kendalltau(pd.Series(CURVE[1.0]), pd.Series(CURVE[2.0])).statistic == pytest.approx(2 / 3)
+    assert rule["chosen"] == 2.0 and rule["tau_vs_plateau"] == 1.0
+    stable = {**CURVE, 1.0: {"erm": 0.72, "a": 0.69, "b": 0.74, "c": 0.73}}
+    rule = budget_rule(_tidy(stable))
+    assert rule["chosen"] == 1.0 and rule["share_of_plateau"] == pytest.approx(0.72 / 0.756)
+    rising = {s: {**v, "erm": 0.1 * s} for s, v in CURVE.items()}
+    rule = budget_rule(_tidy(rising))
+    assert rule["plateau_scale"] is None and rule["chosen"] is None and "larger scale" in rule["reason"]
+
+
+def test_report_shows_curves_and_tests_ranks_on_the_largest_budget_only(cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, _ = cli("run", "classification", "--methods", "erm,ros,focal", "--budget-scale", "0.5,1",
+                     "--seeds", "0,1", "--out", out, "--profile", "smoke", "--quiet", "--ir", "10,50", "--report")
+    assert code == 0
+    rep = out / "report"
+    frame = pd.read_csv(rep / "budgets_classification.csv")
+    assert sorted(frame["budget_scale"]) == [0.5, 0.5, 1, 1] and frame["curve"].nunique() == 2
+    assert (frame.loc[frame["budget_scale"] == 1, "tau vs x1"] == 1).all()
+    assert len(list((rep / "plots").glob("metric-vs-budget_*.png"))) == 2
+    import json
+
+    fried = json.loads((rep / "friedman_classification.json").read_text())
+    assert fried["n_blocks"] == 2  # the two IRs at x1, not four blocks
+    html = (rep / "report.html").read_text()
+    assert "verdicts against the training budget" in html and "rank stability against the largest budget" in html
