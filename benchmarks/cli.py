@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", help="smoke | quick | paper | PROFILE.yaml")
     run.add_argument("--budget-unit", help="steps (every method makes erm's optimizer steps) | epochs "
                                            "(epochs over each method's own set); overrides the profile")
+    run.add_argument("--precision", help="auto (bf16 where the device computes it natively, else fp32) | bf16 | "
+                                         "fp32; overrides the profile (a budget without one is fp32)")
     run.add_argument("--budget-scale", help="multiply the profile's training budget (epoch length: steps, "
                                             "lr milestones and warm-up with it), e.g. 0.5,1,2 (a grid axis)")
     run.add_argument("--blend", help="generative methods: 'full' (every class up to the largest) or a fraction of each deficit")
@@ -156,11 +158,16 @@ def cmd_run(args) -> int:
         subset_seeds=None if args.subset_seed is None else parse_ints(args.subset_seed, "--subset-seed"),
         profile=args.profile, split_seed=args.split_seed, blend=args.blend, budget_unit=args.budget_unit,
         image_size=args.image_size, budget_scale=_floats(args.budget_scale, "--budget-scale"),
+        precision=args.precision,
     )
     notes: list[str] = []
-    cells, repeats = dedupe(expand(suite, overrides, notes))
+    planned = expand(suite, overrides, notes)
     out = Path(args.out) if args.out else default_out(suite, args.profile)
     device = resolve_device(args.device, executor=args.executor, gpus_per_cell=args.gpus_per_cell)
+    from ..tasks.precision import resolve_cells
+
+    # precision auto becomes bf16 or fp32 here, for this device, before the cells get their identity
+    cells, repeats = dedupe(resolve_cells(planned, device))
     runtime = {
         "out": str(out.resolve()), "data_root": args.data_root,
         "data_path": args.data_path, "download": args.download, "device": device,

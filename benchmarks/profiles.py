@@ -11,6 +11,7 @@ from .contract.errors import UsageError, unknown
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 BUDGET_UNITS = ("steps", "epochs")
 WARMUP_UNITS = ("steps", "epochs")
+PRECISIONS = ("auto", "bf16", "fp32")  # tasks.precision (resolved by the driver; absent = fp32)
 
 
 @lru_cache(maxsize=None)
@@ -61,6 +62,9 @@ def budget(profile: str, track: str) -> dict:
         raise UsageError(f"profile {profile!r}: optimizer must be one of {', '.join(OPTIMIZERS)}, "
                          f"got {out['optimizer']!r}")
     out.setdefault("budget_unit", "steps")
+    if out.get("precision", "fp32") not in PRECISIONS:
+        raise UsageError(f"profile {profile!r}: precision must be one of {', '.join(PRECISIONS)}, "
+                         f"got {out['precision']!r}")
     if out.get("warmup_epochs", 0) > 0:
         # written in: the per-step warm-up replaced a per-epoch one, so a budget with a warm-up
         # names its unit (old records of per-epoch warm-ups are never resumed as per-step ones)

@@ -24,7 +24,7 @@ from .composite import is_composite, split_parts
 from .contract.errors import UsageError, unknown
 from .contract.identity import config_hash
 from .plugins import METHODS, method_class
-from .profiles import BUDGET_UNITS, budget
+from .profiles import BUDGET_UNITS, PRECISIONS, budget
 
 SUITES_DIR = Path(__file__).with_name("suites")
 FAMILIES = ("all", "baseline", "gan")
@@ -104,6 +104,7 @@ class Overrides:
     budget_unit: str | None = None
     image_size: int | None = None
     budget_scale: list[float] | None = None
+    precision: str | None = None
 
 
 def _listify(v) -> list:
@@ -252,6 +253,10 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
             if ov.budget_unit not in BUDGET_UNITS:
                 raise UsageError(f"--budget-unit must be one of {', '.join(BUDGET_UNITS)}, got {ov.budget_unit!r}")
             bud["budget_unit"] = ov.budget_unit
+        if ov.precision is not None:
+            if ov.precision not in PRECISIONS:
+                raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {ov.precision!r}")
+            bud["precision"] = ov.precision
         scales = _scales(ov.budget_scale if ov.budget_scale is not None else _listify(grid.get("budget_scale", 1)))
         grid_datasets = _listify(grid.get("datasets", [tr.default_dataset]))
         datasets = o_datasets or grid_datasets

@@ -78,7 +78,7 @@ class ClassificationTrack(Track):
         timings["train_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        pred = predict(model, imb.test.images, device)
+        pred = predict(model, imb.test.images, device, budget=ctx.budget)
         metrics = classification_metrics(imb.test.labels.numpy(), pred, len(imb.class_names), list(imb.minority))
         metrics.update(ctx.metrics)
         timings["evaluate_s"] = time.perf_counter() - t

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ...benchmarks.contract import Context, Method
 from ...data_recipes.imageset import ImageSet
+from ..precision import autocast, layout_name, memory_layout
 from ..schedule import epoch_plan, sgd, train_epochs, training_record
 from .augmentation import apply_policy, protocol_policy
 
@@ -47,25 +48,33 @@ def fit(model: torch.nn.Module, train: ImageSet, method: Method, ctx: Context, p
     optimizer = sgd(model.parameters(), budget)
     policy = protocol_policy(budget.get("augment", "none"), train.image_shape[0], ctx.dataset)
     aug_gen = ctx.generator("protocol-augment")
+    layout = memory_layout(model, device)
 
     def batch_loss(idx):
         x = images[idx].float().div_(255.0)
         y = labels[idx]
         x = apply_policy(policy, x, aug_gen, ctx.dataset)
         x, y = method.augment((x, y), ctx)
-        return loss_fn(model(x), y), (x, y), len(y)
+        with autocast(budget, device):
+            logits = model(x.contiguous(memory_format=layout))
+        return loss_fn(logits.float(), y), (x, y), len(y)
 
     history, steps, seen = train_epochs(model, optimizer, method, ctx, plan, batch_loss, progress=progress,
                                         index_device=device)
-    return {"loss": [round(v, 6) for v in history]}, training_record(plan, steps, seen, policy)
+    return {"loss": [round(v, 6) for v in history]}, training_record(
+        plan, steps, seen, policy, precision=budget.get("precision", "fp32"), memory_format=layout_name(layout))
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 512) -> np.ndarray:
-    """Arg-max class predictions for uint8 images (N, C, H, W)."""
+@torch.inference_mode()
+def predict(model: torch.nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 1024,
+            budget: dict | None = None) -> np.ndarray:
+    """Arg-max class predictions for uint8 images (N, C, H, W), without autograd, in the budget's
+    precision and the track's memory layout."""
     model.eval()
+    layout = memory_layout(model, device)
     out = []
     for s in range(0, len(images), batch_size):
-        x = images[s:s + batch_size].to(device).float().div_(255.0)
-        out.append(model(x).argmax(1).cpu())
+        x = images[s:s + batch_size].to(device).float().div_(255.0).contiguous(memory_format=layout)
+        with autocast(budget or {}, device):
+            out.append(model(x).argmax(1).cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)

@@ -118,7 +118,7 @@ class ImbFCOSHead(_LossSlot, FCOSHead):
         classes = torch.stack([_matched_classes(t["labels"], m) for t, m in zip(targets, matched_idxs)])
         fg = int((classes >= 0).sum())
         logits = head_outputs["cls_logits"]
-        losses["classification"] = fn(logits.reshape(-1, logits.shape[-1]), classes.reshape(-1)) / max(1, fg)
+        losses["classification"] = fn(logits.reshape(-1, logits.shape[-1]).float(), classes.reshape(-1)) / max(1, fg)
         return losses
 
 
@@ -138,7 +138,7 @@ class ImbRetinaNetClassificationHead(_LossSlot, RetinaNetClassificationHead):
         for t, logits, matched in zip(targets, head_outputs["cls_logits"], matched_idxs):
             classes = _matched_classes(t["labels"], matched)
             valid = matched != self.BETWEEN_THRESHOLDS
-            losses.append(fn(logits[valid], classes[valid]) / max(1, int((matched >= 0).sum())))
+            losses.append(fn(logits[valid].float(), classes[valid]) / max(1, int((matched >= 0).sum())))
         return sum(losses) / len(targets)
 
 
@@ -197,7 +197,7 @@ class ImbRoIHeads(RoIHeads):
         labels_cat = torch.cat(labels)
         _, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
         fn = self.owner.cls_loss if self.owner is not None and self.owner.cls_loss is not None else ce_sum
-        loss_cls = fn(class_logits, labels_cat - 1) / max(1, labels_cat.numel())
+        loss_cls = fn(class_logits.float(), labels_cat - 1) / max(1, labels_cat.numel())
         return [], {"loss_classifier": loss_cls, "loss_box_reg": loss_box_reg}
 
 

@@ -79,7 +79,7 @@ class DetectionTrack(Track):
             method, imb, ctx, model, fit, seed=seed, device=device, progress=progress)
 
         t = time.perf_counter()
-        predictions = predict(model, imb.test.images, device)
+        predictions = predict(model, imb.test.images, device, budget=ctx.budget)
         metrics = detection_metrics(imb.test, predictions, minority=list(imb.minority),
                                     area_ranges=source.info.get("area_ranges"), groups=ctx.frequency_groups)
         if source.name in VOC07_SOURCES:

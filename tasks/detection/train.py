@@ -29,6 +29,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from ...benchmarks.contract import Context, Method
 from ...data_recipes.sceneset import SceneSet
+from ..precision import autocast
 from ..schedule import FLIP_POLICIES, epoch_plan, flip_policy, sgd, train_epochs, training_record
 
 AUGMENT = FLIP_POLICIES
@@ -80,21 +81,26 @@ def fit(model, train: SceneSet, method: Method, ctx: Context, progress: bool = F
         if policy == "hflip":
             images, targets = hflip(images, targets, aug_gen)
         images, targets = method.augment((images, targets), ctx)
-        losses = model(images, model_targets(targets, device))
-        return sum(losses.values()), (images, targets), len(images)
+        with autocast(budget, device):
+            losses = model(images, model_targets(targets, device))
+        return sum(v.float() for v in losses.values()), (images, targets), len(images)
 
     history, steps, seen = train_epochs(model, optimizer, method, ctx, plan, batch_loss, progress=progress)
     training = training_record(plan, steps, seen, policy,
-                               cls_loss="method" if cls_loss is not None else "the detector's own")
+                               cls_loss="method" if cls_loss is not None else "the detector's own",
+                               precision=budget.get("precision", "fp32"), memory_format="contiguous")
     return {"loss": [round(v, 6) for v in history]}, training
 
 
-@torch.no_grad()
-def predict(model, images: list[torch.Tensor], device, batch_size: int = 32) -> list[dict]:
-    """Detections (boxes XYXY, scores, labels 0..K-1) per image, on the CPU."""
+@torch.inference_mode()
+def predict(model, images: list[torch.Tensor], device, batch_size: int = 32, budget: dict | None = None) -> list[dict]:
+    """Detections (boxes XYXY, scores, labels 0..K-1) per image, on the CPU, without autograd and
+    in the budget's precision (boxes and scores returned as fp32)."""
     model.eval()
     out = []
     for s in range(0, len(images), batch_size):
         batch = [img.to(device).float().div_(255.0) for img in images[s:s + batch_size]]
-        out += [{k: v.cpu() for k, v in d.items()} for d in model(batch)]
+        with autocast(budget or {}, device):
+            dets = model(batch)
+        out += [{k: (v.float() if v.is_floating_point() else v).cpu() for k, v in d.items()} for d in dets]
     return out

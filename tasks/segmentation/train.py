@@ -24,6 +24,7 @@ import torch
 
 from ...benchmarks.contract import Context, Method
 from ...data_recipes.segset import SegSet
+from ..precision import autocast, layout_name, memory_layout
 from ..schedule import FLIP_POLICIES, epoch_plan, flip_policy, sgd, train_epochs, training_record
 from .losses import PixelCE
 
@@ -70,6 +71,7 @@ def fit(model, train: SegSet, method: Method, ctx: Context, progress: bool = Fal
     channels = int(train.images[0].shape[0]) if len(train) else 1
     policy = flip_policy(budget.get("augment", "none"), channels, "segmentation")
     aug_gen = ctx.generator("protocol-augment")
+    layout = memory_layout(model, device)
 
     def batch_loss(idx):
         ids = idx.tolist()
@@ -77,18 +79,24 @@ def fit(model, train: SegSet, method: Method, ctx: Context, progress: bool = Fal
         if policy == "hflip":
             x, y = hflip(x, y, aug_gen)
         x, y = method.augment((x, y), ctx)
-        return loss_fn(model(x), y), (x, y), len(ids)
+        with autocast(budget, device):
+            logits = model(x.contiguous(memory_format=layout))
+        return loss_fn(logits.float(), y), (x, y), len(ids)
 
     history, steps, seen = train_epochs(model, optimizer, method, ctx, plan, batch_loss, progress=progress)
     training = training_record(plan, steps, seen, policy,
-                               loss="method" if criterion is not None else "pixel cross-entropy")
+                               loss="method" if criterion is not None else "pixel cross-entropy",
+                               precision=budget.get("precision", "fp32"), memory_format=layout_name(layout))
     return {"loss": [round(v, 6) for v in history]}, training
 
 
-@torch.no_grad()
-def predict(model, images: list[torch.Tensor], device, batch_size: int = 32) -> list[torch.Tensor]:
-    """Per image, the (H, W) int64 arg-max label map, on the CPU; images of equal size batched."""
+@torch.inference_mode()
+def predict(model, images: list[torch.Tensor], device, batch_size: int = 128, budget: dict | None = None
+            ) -> list[torch.Tensor]:
+    """Per image, the (H, W) int64 arg-max label map, on the CPU; images of equal size batched,
+    without autograd, in the budget's precision and the track's memory layout."""
     model.eval()
+    layout = memory_layout(model, device)
     out: list[torch.Tensor | None] = [None] * len(images)
     by_shape: dict[tuple, list[int]] = {}
     for i, img in enumerate(images):
@@ -97,7 +105,8 @@ def predict(model, images: list[torch.Tensor], device, batch_size: int = 32) -> 
         for s in range(0, len(ids), batch_size):
             chunk = ids[s:s + batch_size]
             x = torch.stack([images[i] for i in chunk]).to(device).float().div_(255.0)
-            pred = model(x).argmax(1).cpu()
+            with autocast(budget or {}, device):
+                pred = model(x.contiguous(memory_format=layout)).argmax(1).cpu()
             for i, p in zip(chunk, pred):
                 out[i] = p
     return out  # type: ignore[return-value]
