@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (each holds records/)")
     rep.add_argument("--out", help="output folder (default <first RUN_DIR>/report)")
     rep.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    perf = sub.add_parser("perf", help="training and evaluation img/s per track, beside a bare loop of the same model")
+    perf.add_argument("tracks", nargs="*", metavar="TRACK", help="classification | detection | segmentation (default: all)")
+    perf.add_argument("--precision", default="fp32,auto", help="precisions to measure, comma-separated (default fp32,auto)")
+    perf.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as a pool worker)")
+    perf.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    perf.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     ls = sub.add_parser("ls", help="list methods, datasets, recipes, models, profiles, suites or tracks")
     ls.add_argument("kind", help=" | ".join(LS_KINDS))
     ls.add_argument("--track", help="only what supports this track")
@@ -273,6 +279,25 @@ SUITES_DIR = Path(__file__).with_name("suites")
 LS_TEXT_COLUMNS = ("summary", "reference", "parameters", "description", "needs")
 
 
+def cmd_perf(args) -> int:
+    precisions = list(dict.fromkeys(_csv(args.precision) or []))
+    if not precisions or any(p not in ("auto", "bf16", "fp32") for p in precisions):
+        raise UsageError(f"--precision takes auto, bf16, fp32 (comma-separated), got {args.precision!r}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    if not DEVICE.match(str(args.device).strip().lower()):
+        raise UsageError(f"unknown device {args.device!r}; use auto, cpu, cuda, cuda:N or mps")
+    from .perf import TRACK_NAMES, measure
+    from .runner import resolve_device
+
+    tracks = args.tracks or list(TRACK_NAMES)
+    device = resolve_device(args.device)
+    table = measure(tracks, precisions, device=device, threads=args.threads)
+    print(f"imbench perf on {device}, {args.threads} thread(s): img/s (ratio = imbench / bare loop)")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}"))
+    return 0
+
+
 def cmd_ls(args) -> int:
     """List what imbench has. The built-ins come from the catalogue (no torch); with a plugin
     (``--plugin`` or an installed entry point) the registries are loaded for real."""
@@ -355,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             args = parser.parse_args(["run", *(argv or [])])
         args.argv = list(sys.argv[1:] if argv is None else argv)
-        return {"run": cmd_run, "report": cmd_report}.get(args.command, cmd_ls)(args)
+        return {"run": cmd_run, "report": cmd_report, "perf": cmd_perf}.get(args.command, cmd_ls)(args)
     except UsageError as exc:
         print(f"imbench: error: {str(exc).splitlines()[0] if str(exc) else 'bad input'}", file=sys.stderr)
         return 2

@@ -85,3 +85,53 @@ def test_cli_answers_at_once(benchmark, command):
     done = benchmark.pedantic(lambda: subprocess.run(argv, capture_output=True, check=True), rounds=10,
                               iterations=1, warmup_rounds=1)
     assert done.returncode == 0
+
+
+@pytest.mark.parametrize("model", ["small-cnn", "unet"])
+def test_layout_and_precision_speed(benchmark, model):
+    """One training step of the track's conv model at quick's batch size, in the four layout x
+    precision settings side by side; prints each one's speed-up over NCHW fp32 (the ratio is the
+    result: channels_last and bf16 are the defaults they justify)."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from imbench.tasks.classification.models import build_model
+    from imbench.tasks.precision import autocast
+    from imbench.tasks.segmentation.models import build_segmenter
+
+    if model == "unet":
+        x, y = torch.rand(16, 1, 32, 32), torch.randint(0, 11, (16, 32, 32))
+        make = lambda: build_segmenter("unet", num_classes=11, in_channels=1, mean=[0.5], std=[0.5])  # noqa: E731
+    else:
+        x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+        make = lambda: build_model("small-cnn", in_channels=1, num_classes=10, image_size=28,  # noqa: E731
+                                   mean=[0.5], std=[0.5])
+    times = {}
+    for layout in (torch.contiguous_format, torch.channels_last):
+        for precision in ("fp32", "bf16"):
+            torch.manual_seed(0)
+            net = make().to(memory_format=layout)
+            opt = torch.optim.SGD(net.parameters(), lr=0.01)
+            xx = x.contiguous(memory_format=layout)
+
+            def step():
+                with autocast({"precision": precision}, "cpu"):
+                    out = net(xx)
+                loss = F.cross_entropy(out.float(), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+            for _ in range(3):
+                step()
+            t = time.perf_counter()
+            for _ in range(10):
+                step()
+            times[(str(layout).split(".")[-1], precision)] = (time.perf_counter() - t) / 10
+    base = times[("contiguous_format", "fp32")]
+    for key, value in times.items():
+        print(f"{model} {key[0]} {key[1]}: {value * 1000:.1f} ms/step, x{base / value:.2f} vs NCHW fp32")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    assert all(v > 0 for v in times.values())

@@ -68,3 +68,19 @@ def test_channels_last_is_the_same_model_in_another_memory_order():
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
     images = (x * 255).to(torch.uint8)
     assert (predict(model, images, torch.device("cpu")) == predict(model, images, torch.device("cpu"), batch_size=7)).all()
+
+
+def test_perf_prints_imbench_beside_the_bare_loop(cli):
+    code, out, _ = cli("perf", "classification", "--precision", "fp32")
+    assert code == 0
+    head, row = out.splitlines()[1:3]
+    assert head.split()[:4] == ["track", "model", "precision", "layout"] and "bare" in head and "ratio" in head
+    fields = row.split()
+    assert fields[:4] == ["classification", "small-cnn", "fp32", "channels_last"]
+    assert int(fields[4]) > 0 and all(float(v) > 0 for v in fields[5:])
+
+
+@pytest.mark.parametrize("args", [["perf", "--precision", "fp16"], ["perf", "--threads", "0"], ["perf", "tracking"]])
+def test_perf_refuses_bad_input(cli, args):
+    code, _, err = cli(*args)
+    assert code == 2 and err.startswith("imbench: error:")
