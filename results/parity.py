@@ -37,7 +37,8 @@ def parity_table(records: list[dict]) -> pd.DataFrame:
         delta, n, p = paired_vs(by["bf16"], by["fp32"])
         spread = float(by["fp32"].std(ddof=1)) if len(by["fp32"]) > 1 else math.nan
         first = g.iloc[0]
-        rows.append({"track": track, "block": f"{first['dataset']} / {first['recipe']} / {first['model']}",
+        dataset = str(first["dataset"]).split("#")[0]  # labels made unique across precisions: not needed here
+        rows.append({"track": track, "block": f"{dataset} / {first['recipe']} / {first['model']}",
                      "method": method, "metric": head, "fp32": float(by["fp32"].mean()),
                      "bf16": float(by["bf16"].mean()), "delta (bf16 - fp32)": delta, "pairs": n,
                      "p (paired t)": p, "seed std (fp32)": spread,

@@ -84,3 +84,20 @@ def test_perf_prints_imbench_beside_the_bare_loop(cli):
 def test_perf_refuses_bad_input(cli, args):
     code, _, err = cli(*args)
     assert code == 2 and err.startswith("imbench: error:")
+
+
+def test_parity_table_pairs_bf16_with_fp32_by_seed(cli, tmp_path):
+    from imbench.results.parity import main, parity_table
+
+    out = tmp_path / "o"
+    for p in ("fp32", "bf16"):
+        args = ["run", "classification", "--precision", p, "--out", out, "--profile", "smoke", "--quiet", "--ir", "10",
+                "--seeds", "0,1", "--methods", "erm"]
+        assert cli(*args)[0] == 0
+    recs = read_records(out)
+    table = parity_table(recs)
+    assert len(table) == 1 and table.loc[0, "pairs"] == 2 and table.loc[0, "block"] == "digits / longtail(ir=10) / small-cnn"
+    by = {(r["seed"], r["config"]["profile"]["budget"]["precision"]): r["metrics"]["balanced_accuracy"] for r in recs}
+    want = sum(by[(s, "bf16")] - by[(s, "fp32")] for s in (0, 1)) / 2
+    assert table.loc[0, "delta (bf16 - fp32)"] == pytest.approx(want)
+    assert main([str(out)]) == 0 and main([]) == 2
