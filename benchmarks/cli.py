@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "fp32; overrides the profile (a budget without one is fp32)")
     run.add_argument("--budget-scale", help="multiply the profile's training budget (epoch length: steps, "
                                             "lr milestones and warm-up with it), e.g. 0.5,1,2 (a grid axis)")
+    run.add_argument("--gan-steps", help="generative methods: generator updates of the profile's gan budget, "
+                                         "e.g. 400,1600 (a grid axis; per class for per-class GANs)")
     run.add_argument("--blend", help="generative methods: 'full' (every class up to the largest) or a fraction of each deficit")
     run.add_argument("--out", help="output folder (default ./runs/<suite>)")
     run.add_argument("--cache-dir", help="generator / feature-extractor cache (default <out>/../cache)")
@@ -164,7 +166,7 @@ def cmd_run(args) -> int:
         subset_seeds=None if args.subset_seed is None else parse_ints(args.subset_seed, "--subset-seed"),
         profile=args.profile, split_seed=args.split_seed, blend=args.blend, budget_unit=args.budget_unit,
         image_size=args.image_size, budget_scale=_floats(args.budget_scale, "--budget-scale"),
-        precision=args.precision,
+        precision=args.precision, gan_steps=_csv(args.gan_steps),
     )
     notes: list[str] = []
     planned = expand(suite, overrides, notes)

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..tasks import TRACKS
 from .contract.identity import config_hash, dataset_label, profile_label, spec_label
 from .plugins import method_class
+from .profiles import profiles
 
 
 def method_label(method: dict) -> str:
@@ -32,10 +33,20 @@ def recipe_label(recipe: dict, track: str = "classification") -> str:
     return f"{recipe['name']}({','.join(keys)})" if keys else recipe["name"]
 
 
+def gan_steps_label(cell: dict) -> str:
+    """``@gan_steps=N`` when a generative cell's generator budget is not its bundled profile's
+    (``--gan-steps``): the generator budget belongs to the method's row, not to the block."""
+    gan = cell["profile"]["budget"].get("gan")
+    if not isinstance(gan, dict) or "steps" not in gan:
+        return ""
+    bundled = (profiles().get(cell["profile"]["name"]) or {}).get(cell["track"], {}).get("gan", {})
+    return "" if bundled.get("steps") == gan["steps"] else f"@gan_steps={gan['steps']}"
+
+
 def labels(cell: dict) -> dict:
     """The labels a record carries (``dataset``, ``recipe``, ``method``, ``profile``, ``cell``)."""
     out = {"dataset": dataset_label(cell["dataset"]), "recipe": recipe_label(cell["recipe"], cell["track"]),
-           "method": method_label(cell["method"]), "profile": profile_label(cell["profile"])}
+           "method": method_label(cell["method"]) + gan_steps_label(cell), "profile": profile_label(cell["profile"])}
     subset = f"/d{cell['subset_seed']}" if cell.get("subset_seed") else ""
     out["cell"] = (f"{out['dataset']}/{out['recipe']}/{out['method']}/{cell['model']}/"
                    f"{out['profile']}{subset}/s{cell['seed']}")

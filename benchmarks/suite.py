@@ -105,6 +105,7 @@ class Overrides:
     image_size: int | None = None
     budget_scale: list[float] | None = None
     precision: str | None = None
+    gan_steps: list[int] | None = None
 
 
 def _listify(v) -> list:
@@ -258,6 +259,7 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
                 raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {ov.precision!r}")
             bud["precision"] = ov.precision
         scales = _scales(ov.budget_scale if ov.budget_scale is not None else _listify(grid.get("budget_scale", 1)))
+        gan_steps = _gan_steps(ov.gan_steps if ov.gan_steps is not None else _listify(grid.get("gan_steps", [])))
         grid_datasets = _listify(grid.get("datasets", [tr.default_dataset]))
         datasets = o_datasets or grid_datasets
         for d in datasets:
@@ -294,19 +296,9 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
                     continue  # 'all' / 'baseline' / 'gan' leave out what cannot run with this model
                 # a scale of 1 is not written in: the cells of a profile keep their identity
                 scaled = bud if scale == 1 else {**bud, "budget_scale": scale}
-                cells.append({
-                    "track": track,
-                    "dataset": {"name": d, "split_seed": split_seed, **dataset_extra},
-                    "recipe": {"name": rname, "params": rparams},
-                    "method": {"name": method["name"], "params": method["params"],
-                               **({"code": method["code"]} if method["code"] else {})},
-                    "model": model,
-                    # the generative budget belongs only to the cells of generative methods
-                    "profile": {"name": Path(profile).stem,
-                                "budget": scaled if method["generative"] else {k: v for k, v in scaled.items() if k != "gan"}},
-                    "subset_seed": int(subset),
-                    "seed": int(seed),
-                })
+                for steps in (gan_steps or [None]) if method["generative"] else [None]:
+                    cells.append(_cell(track, d, split_seed, dataset_extra, rname, rparams, method, model, profile,
+                                       _with_gan_steps(scaled, steps, profile), subset, seed))
     _check_overrides_used(ov, used, tracks)
     if not cells:
         given = [f for f, v in (("--dataset", ov.datasets), ("--recipe", ov.recipes), ("--methods", ov.methods),
@@ -318,6 +310,47 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
     if ov.image_size is not None and not any("image_size" in c["dataset"] for c in cells):
         raise UsageError("--image-size applies to detection and segmentation datasets; this suite has none")
     return cells
+
+
+def _cell(track, dataset, split_seed, dataset_extra, rname, rparams, method, model, profile, budget, subset,
+          seed) -> dict:
+    return {
+        "track": track,
+        "dataset": {"name": dataset, "split_seed": split_seed, **dataset_extra},
+        "recipe": {"name": rname, "params": rparams},
+        "method": {"name": method["name"], "params": method["params"],
+                   **({"code": method["code"]} if method["code"] else {})},
+        "model": model,
+        # the generative budget belongs only to the cells of generative methods
+        "profile": {"name": Path(profile).stem,
+                    "budget": budget if method["generative"] else {k: v for k, v in budget.items() if k != "gan"}},
+        "subset_seed": int(subset),
+        "seed": int(seed),
+    }
+
+
+def _with_gan_steps(budget: dict, steps: int | None, profile: str) -> dict:
+    """``budget`` with its generator budget's ``steps`` set (``--gan-steps``), or as it is."""
+    if steps is None:
+        return budget
+    if not isinstance(budget.get("gan"), dict):
+        raise UsageError(f"--gan-steps: profile {profile!r} has no 'gan' budget")
+    return {**budget, "gan": {**budget["gan"], "steps": steps}}
+
+
+def _gan_steps(values: list) -> list[int]:
+    """Generator budgets (``--gan-steps``, a grid's ``gan_steps``) checked: whole numbers >= 1."""
+    out: list[int] = []
+    for v in values:
+        try:
+            n = float(v)
+        except (TypeError, ValueError):
+            raise UsageError(f"gan_steps must be a whole number, got {v!r}") from None
+        if not (math.isfinite(n) and n.is_integer() and n >= 1):
+            raise UsageError(f"gan_steps must be a whole number >= 1, got {v!r}")
+        if int(n) not in out:
+            out.append(int(n))
+    return out
 
 
 def _scales(values: list) -> list[float]:

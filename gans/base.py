@@ -184,6 +184,12 @@ class GenerativeOversampler(Method, ABC):
         self._assess(generator, train, fake_set, ctx, budget)
         return train.concat(fake_set.images, labels)
 
+    def generator_updates(self, budget: dict, train: ImageSet) -> int:
+        """The generator's optimizer updates a fit makes (noted in the record): the ``gan``
+        budget's ``steps`` for every family (each with its critic's updates: ``n_critic`` for
+        wgan-gp); a method that trains one generator per class multiplies them by its classes."""
+        return int(budget["steps"])
+
     def generatable_classes(self, train: ImageSet) -> list[int]:
         """The classes ``sample`` can generate once fitted on ``train`` (CAS scores these).
 
@@ -240,6 +246,7 @@ class GenerativeOversampler(Method, ABC):
             self.fit(generator, train, ctx, budget)
             seconds = time.perf_counter() - start
             ctx.note("generator_cache", "miss" if path is not None else "off")
+            ctx.note("generator_updates", self.generator_updates(budget, train))
             ctx.note("generator_train_s", seconds)
             if path is not None:
                 tmp = path.with_suffix(f".tmp{os.getpid()}")

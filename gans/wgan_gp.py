@@ -35,9 +35,10 @@ class WGANGP(CGAN):
     β₁ = 0, β₂ = 0.9), so the method's own ``lr`` parameter (default 1e-4) replaces the
     profile's ``gan.lr``, which is tuned for the BCE GANs.
 
-    Budget: ``steps`` **critic** updates (``steps // n_critic`` generator updates, at least
-    one), so the method costs about the same as the BCE GANs for a profile, not ``n_critic``
-    times more. Real batches as in :class:`~imbench.gans.cgan.CGAN` (``sampling``).
+    Budget: ``steps`` **generator** updates, each after ``n_critic`` critic updates, as every
+    family counts its budget in generator updates (version 1 counted critic updates: 80 generator
+    updates at quick, an untrained generator); it costs about ``n_critic`` times a BCE GAN's
+    critic work. Real batches as in :class:`~imbench.gans.cgan.CGAN` (``sampling``).
 
     Parameters: ``n_critic`` (5), ``gp_lambda`` (10.0), ``lr`` (1e-4), ``z_dim`` (64),
     ``width`` (64), ``sampling`` (data | balanced).
@@ -61,8 +62,7 @@ class WGANGP(CGAN):
     def critic_steps(self) -> int:  # type: ignore[override]
         return int(self.params["n_critic"])
 
-    def generator_steps(self, budget: dict) -> int:
-        return max(1, int(budget["steps"]) // self.critic_steps)
+    version = 2  # steps are generator updates (was: critic updates, steps / n_critic generator updates)
 
     def discriminator(self, image_shape, num_classes: int) -> Discriminator:
         return Discriminator(image_shape, num_classes, width=int(self.params["width"]), norm="layer",

@@ -252,8 +252,9 @@ def _recipe_spec(label: str) -> tuple[str, str | None]:
 
 def commands_from_records(records: Iterable[dict], out: str | Path | None = None) -> list[str]:
     """``imbench run`` commands that reproduce the recorded cells, rebuilt from the records'
-    configurations: one per (track, dataset, recipe, model, profile, subset seeds) and group of
-    methods that share their seeds and IRs. Data locations (``--data-root``/``--data-path``) are
+    configurations: one per (track, dataset, recipe, model, profile with its budget unit, image
+    size, budget scale, precision and generator steps, subset seeds) and group of methods that
+    share their seeds and IRs. Data locations (``--data-root``/``--data-path``) are
     not rebuilt. With ``out``, ``--out OUT --resume`` is appended."""
     per_method: OrderedDict[tuple, dict] = OrderedDict()
     for r in records:
@@ -266,16 +267,20 @@ def commands_from_records(records: Iterable[dict], out: str | Path | None = None
         method = labels.get("method") or r.get("method")
         if not method or not spec:
             continue
+        method, _, gan_steps = method.partition("@gan_steps=")
+        budget = prof.get("budget") or {}
         key = (r.get("track") or cfg.get("track"), ds.get("name") or r.get("dataset"), ds.get("split_seed", 0),
                spec, r.get("model") or cfg.get("model"), prof.get("name") or r.get("profile"),
-               (prof.get("budget") or {}).get("budget_unit"))
+               budget.get("budget_unit"), ds.get("image_size"), budget.get("budget_scale"), budget.get("precision"),
+               gan_steps)
         entry = per_method.setdefault(key, OrderedDict()).setdefault(method, {"seeds": set(), "subset": set(), "irs": []})
         entry["seeds"].add(int(r.get("seed", cfg.get("seed", 0))))
         entry["subset"].add(int(r.get("subset_seed", cfg.get("subset_seed", 0)) or 0))
         if ir is not None and ir not in entry["irs"]:
             entry["irs"].append(ir)
     commands = []
-    for (track, dataset, split_seed, spec, model, profile, unit), methods in per_method.items():
+    for (track, dataset, split_seed, spec, model, profile, unit, size, scale, precision, gan_steps), methods \
+            in per_method.items():
         groups: OrderedDict[tuple, list[str]] = OrderedDict()
         for method, e in methods.items():
             irs = tuple(sorted(e["irs"], key=lambda v: float(v) if re.fullmatch(r"[0-9.eE+-]+", v) else math.inf))
@@ -290,6 +295,14 @@ def commands_from_records(records: Iterable[dict], out: str | Path | None = None
             args += ["--methods", ",".join(names), "--model", str(model), "--profile", str(profile)]
             if unit and unit != "steps":
                 args += ["--budget-unit", str(unit)]
+            if size is not None:
+                args += ["--image-size", str(size)]
+            if scale is not None:
+                args += ["--budget-scale", f"{float(scale):g}"]
+            if precision:
+                args += ["--precision", str(precision)]
+            if gan_steps:
+                args += ["--gan-steps", gan_steps]
             args += ["--seeds", seeds]
             if subset != "0":
                 args += ["--subset-seed", subset]

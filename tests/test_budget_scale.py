@@ -17,6 +17,13 @@ from imbench.tasks.schedule import EpochPlan, learning_rate, train_epochs
 SMOKE = ["--profile", "smoke", "--quiet", "--ir", "10", "--seeds", "0"]
 
 
+@pytest.fixture(autouse=True)
+def _methods():
+    from imbench.benchmarks.plugins import load_methods
+
+    load_methods()
+
+
 def _lr_trace(budget: dict, n: int, batch_size: int, epochs: int) -> list[float]:
     """The learning rate of every optimizer step of ``train_epochs`` on a one-weight model."""
     model = torch.nn.Linear(1, 1)
@@ -213,3 +220,29 @@ def test_report_shows_curves_and_tests_ranks_on_the_largest_budget_only(cli, tmp
     assert fried["n_blocks"] == 2  # the two IRs at x1, not four blocks
     html = (rep / "report.html").read_text()
     assert "verdicts against the training budget" in html and "rank stability against the largest budget" in html
+
+
+def test_gan_steps_is_a_grid_axis_of_the_generative_cells_only():
+    from imbench.benchmarks.labels import labels
+    from imbench.benchmarks.suite import Overrides, expand
+
+    suite = {"grids": [{"track": "classification", "datasets": ["digits"], "recipes": [{"name": "longtail", "ir": 10}],
+                        "methods": ["erm", "cgan"], "seeds": [0], "profile": "quick"}]}
+    cells = expand(suite, Overrides(gan_steps=[400, 1600]))
+    assert [(c["method"]["name"], (c["profile"]["budget"].get("gan") or {}).get("steps")) for c in cells] == [
+        ("erm", None), ("cgan", 400), ("cgan", 1600)]
+    # the profile's own generator budget keeps the method's label; another one is named
+    assert [labels(c)["method"] for c in cells] == ["erm", "cgan", "cgan@gan_steps=1600"]
+
+
+def test_recorded_commands_rebuild_scale_precision_and_gan_steps():
+    from imbench.benchmarks.labels import labels
+    from imbench.benchmarks.suite import Overrides, expand
+    from imbench.results.html import commands_from_records
+
+    suite = {"grids": [{"track": "classification", "datasets": ["digits"], "recipes": [{"name": "longtail", "ir": 10}],
+                        "methods": ["cgan"], "seeds": [0], "profile": "quick"}]}
+    cells = expand(suite, Overrides(gan_steps=[800], budget_scale=[2.0], precision="bf16"))
+    records = [{"config": c, "labels": labels(c), "track": c["track"], "seed": 0, "model": c["model"]} for c in cells]
+    (cmd,) = commands_from_records(records)
+    assert "--budget-scale 2 --precision bf16 --gan-steps 800" in cmd and "--methods cgan " in cmd

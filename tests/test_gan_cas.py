@@ -254,7 +254,7 @@ def _fit(method, train, ctx, budget):
 def test_dcgan_generates_exactly_the_classes_it_trains():
     train = tiny_imageset(counts=(24, 8, 24, 3))
     ctx = tiny_context(train)
-    net = _fit(DCGAN(min_steps=1), train, ctx, {"steps": 4, "batch_size": 8, "lr": 1e-3})
+    net = _fit(DCGAN(), train, ctx, {"steps": 4, "batch_size": 8, "lr": 1e-3})
     classes = DCGAN().generatable_classes(train)
     assert classes == [1, 3] == torch.nonzero(net.trained).flatten().tolist()
     with pytest.raises(ValueError, match="no trained generator"):
