@@ -17,7 +17,7 @@ from .labels import labels, record_path
 from .plugins import load_methods, method_class
 from .code import code_identity, method_code
 from .executors import WorkerLost
-from .contract.records import RECORD_VERSION, RecordExistsError, git_state, read_record, versions, write_record
+from .contract.records import RECORD_VERSION, RecordExistsError, cpu_model, git_state, read_record, versions, write_record
 
 
 class CodeMismatchError(RuntimeError):
@@ -123,7 +123,7 @@ def base_record(cell: dict, runtime: dict, previous: dict | None = None) -> dict
         "model": cell["model"], "profile": cell["profile"]["name"], "seed": cell["seed"],
         "subset_seed": cell.get("subset_seed", 0),
         "device": runtime["device"], "threads": torch.get_num_threads(),
-        "versions": versions(), "git": git_state(), "label": names["cell"],
+        "versions": versions(), "cpu": cpu_model(), "git": git_state(), "label": names["cell"],
         "attempts": [*previous.get("attempts", []), _attempt(previous)] if previous else [],
     }
 

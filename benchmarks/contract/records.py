@@ -81,6 +81,19 @@ def versions() -> dict:
 
 
 @lru_cache(maxsize=None)
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``): numbers
+    drift in the third decimal between CPUs, so a record names the one it ran on."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@lru_cache(maxsize=None)
 def git_state() -> dict:
     """The git SHA of the imbench checkout (None outside a checkout) and whether it is dirty."""
     root = Path(__file__).resolve().parent.parent

@@ -1,0 +1,134 @@
+"""The README's reference tables, generated from records committed under ``results/reference/``.
+
+A reference set is a folder ``results/reference/<name>/`` holding ``records.jsonl.gz`` (the
+records of one run, one JSON object per line, as ``imbench run`` wrote them) and
+``environment.json`` (the CPU, torch version, precision, command and wall time of that run).
+``python -m imbench.results.reference pack RUN_DIR NAME`` makes one from a run folder;
+``python -m imbench.results.reference write README.md`` rewrites every README block between
+``<!-- reference:NAME:TRACK -->`` and ``<!-- /reference:NAME:TRACK -->`` from the committed
+records, and ``check README.md`` exits 1 when a block differs (a test runs it).
+
+A table has one row per method and one column per block (dataset / recipe): the headline mean
+± std over seeds; ``*`` marks a difference to erm that is significant *and survives machine
+drift*: paired t-test p < 0.05 and |delta| larger than the track's drift in ``DRIFT`` -- the
+largest |bf16 - fp32| difference of a method's mean measured on that track (the README's parity
+table), the stand-in for how far another CPU moves a number. ``=`` marks erm's copies
+(``identical_to``).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .aggregate import tidy, track_info
+
+REFERENCE_DIR = Path(__file__).with_name("reference")
+# largest |bf16 - fp32| difference of a method's mean over 3 seeds, per track (README, "Speed")
+DRIFT = {"classification": 0.011, "detection": 0.011, "segmentation": 0.017}
+BLOCK = re.compile(r"(<!-- reference:(?P<name>[\w.-]+):(?P<track>\w+) -->\n)(?P<body>.*?)(<!-- /reference:(?P=name):(?P=track) -->)",
+                   re.S)
+
+
+def load(name: str, root: Path = REFERENCE_DIR) -> list[dict]:
+    """The committed records of reference set ``name``."""
+    path = Path(root) / name / "records.jsonl.gz"
+    with gzip.open(path, "rt") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def pack(run_dir: Path, name: str, environment: dict, root: Path = REFERENCE_DIR) -> Path:
+    """Write the records of ``run_dir`` (and ``environment``) as reference set ``name``."""
+    from ..benchmarks.contract.records import read_records
+
+    records = read_records(Path(run_dir))
+    out = Path(root) / name
+    out.mkdir(parents=True, exist_ok=True)
+    with gzip.GzipFile(out / "records.jsonl.gz", "wb", mtime=0) as fh:  # mtime 0: the same records, the same bytes
+        for r in sorted(records, key=lambda r: r["config_hash"]):
+            fh.write((json.dumps(r, sort_keys=True) + "\n").encode())
+    cpus = sorted({str(r.get("cpu") or "") for r in records} - {""})
+    env = {"records": len(records), "torch": sorted({(r.get("versions") or {}).get("torch") for r in records} - {None}),
+           "precision": sorted({(r.get("training") or {}).get("precision", "fp32") for r in records if r.get("training")}),
+           **({"cpu": cpus} if cpus else {}), **environment}
+    (out / "environment.json").write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def _cell(row: pd.Series, drift: float) -> str:
+    if pd.isna(row["mean"]):
+        return "–"
+    text = f"{row['mean']:.3f}" + ("" if pd.isna(row["std"]) else f" ± {row['std']:.3f}")
+    if row.get("identical_to"):
+        return text + " ="
+    p, delta = row["p_vs_erm"], row["delta_vs_erm"]
+    if not pd.isna(p) and p < 0.05 and not pd.isna(delta) and abs(delta) > drift:
+        text += " *"
+    return text
+
+
+def table(records: list[dict], track: str) -> str:
+    """The Markdown reference table of ``track`` (see the module docstring)."""
+    recs = [r for r in records if r["track"] == track]
+    stats = tidy(recs)
+    if stats.empty:
+        return "(no records)\n"
+    head = track_info(recs, track)["headline"]
+    rows = stats[stats["metric"] == head].copy()
+    rows["column"] = rows["dataset"].astype(str) + " / " + rows["recipe"].astype(str)
+    drift = DRIFT.get(track, 0.0)
+    rows["text"] = rows.apply(lambda r: _cell(r, drift), axis=1)
+    wide = rows.pivot_table(index="method", columns="column", values="text", aggfunc="first")
+    order = rows.groupby("method")["mean"].mean().sort_values(ascending=False).index
+    wide = wide.reindex(index=[m for m in order if m in wide.index], columns=list(dict.fromkeys(rows["column"])))
+    wide = wide.reindex(index=["erm", *[m for m in wide.index if m != "erm"]] if "erm" in wide.index else wide.index)
+    lines = [f"| method | {' | '.join(wide.columns)} |", "|---|" + "---|" * len(wide.columns)]
+    for method, values in wide.iterrows():
+        lines.append(f"| `{method}` | " + " | ".join("" if (isinstance(v, float) and math.isnan(v)) else str(v)
+                                                     for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render(text: str, root: Path = REFERENCE_DIR) -> str:
+    """``text`` with every reference block regenerated from the committed records."""
+    cache: dict[str, list[dict]] = {}
+
+    def block(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in cache:
+            cache[name] = load(name, root)
+        return m.group(1) + table(cache[name], m.group("track")) + m.group(5)
+
+    return BLOCK.sub(block, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) >= 2 and args[0] in ("write", "check"):
+        path = Path(args[1])
+        text = path.read_text()
+        new = render(text)
+        if args[0] == "write":
+            path.write_text(new)
+            return 0
+        if new != text:
+            print(f"{path}: the reference tables differ from results/reference/ (run: python -m "
+                  f"imbench.results.reference write {path})", file=sys.stderr)
+            return 1
+        return 0
+    if len(args) >= 3 and args[0] == "pack":
+        env = json.loads(args[3]) if len(args) > 3 else {}
+        print(pack(Path(args[1]), args[2], env))
+        return 0
+    print("usage: python -m imbench.results.reference write|check README.md | pack RUN_DIR NAME ['{json}']",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
