@@ -13,6 +13,7 @@ from ..tasks import TRACKS
 from .contract.identity import config_hash, dataset_label, profile_label, spec_label
 from .plugins import method_class
 from .profiles import profiles
+from .suite import method_gan_steps
 
 
 def method_label(method: dict) -> str:
@@ -34,13 +35,15 @@ def recipe_label(recipe: dict, track: str = "classification") -> str:
 
 
 def gan_steps_label(cell: dict) -> str:
-    """``@gan_steps=N`` when a generative cell's generator budget is not its bundled profile's
-    (``--gan-steps``): the generator budget belongs to the method's row, not to the block."""
+    """``@gan_steps=N`` when a generative cell's generator budget is not its bundled profile's for
+    this method (``--gan-steps``): the generator budget belongs to the method's row, not to the block."""
     gan = cell["profile"]["budget"].get("gan")
     if not isinstance(gan, dict) or "steps" not in gan:
         return ""
-    bundled = (profiles().get(cell["profile"]["name"]) or {}).get(cell["track"], {}).get("gan", {})
-    return "" if bundled.get("steps") == gan["steps"] else f"@gan_steps={gan['steps']}"
+    bundled = (profiles().get(cell["profile"]["name"]) or {}).get(cell["track"], {}).get("gan")
+    if not bundled:  # a profile file: its own steps are not known here (two such cells get a #hash)
+        return ""
+    return "" if method_gan_steps(bundled, cell["method"]["name"]) == gan["steps"] else f"@gan_steps={gan['steps']}"
 
 
 def labels(cell: dict) -> dict:

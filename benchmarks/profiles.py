@@ -62,6 +62,17 @@ def budget(profile: str, track: str) -> dict:
         raise UsageError(f"profile {profile!r}: optimizer must be one of {', '.join(OPTIMIZERS)}, "
                          f"got {out['optimizer']!r}")
     out.setdefault("budget_unit", "steps")
+    gan = out.get("gan")
+    if isinstance(gan, dict):
+        gan = out["gan"] = dict(gan)
+        if "steps" in gan:
+            gan["steps"] = _number(profile, "gan steps", gan["steps"], int)
+        gan["steps_by_method"] = {str(k): _number(profile, f"gan steps_by_method {k}", v, int)
+                                  for k, v in (gan.get("steps_by_method") or {}).items()}
+        if not gan["steps_by_method"]:
+            del gan["steps_by_method"]
+        if not isinstance(gan.get("undertrained", []), list):
+            raise UsageError(f"profile {profile!r}: gan undertrained must be a list of method names")
     if out.get("precision", "fp32") not in PRECISIONS:
         raise UsageError(f"profile {profile!r}: precision must be one of {', '.join(PRECISIONS)}, "
                          f"got {out['precision']!r}")

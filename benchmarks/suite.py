@@ -298,7 +298,7 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
                 scaled = bud if scale == 1 else {**bud, "budget_scale": scale}
                 for steps in (gan_steps or [None]) if method["generative"] else [None]:
                     cells.append(_cell(track, d, split_seed, dataset_extra, rname, rparams, method, model, profile,
-                                       _with_gan_steps(scaled, steps, profile), subset, seed))
+                                       _with_gan_steps(scaled, steps, profile, method["name"]), subset, seed))
     _check_overrides_used(ov, used, tracks)
     if not cells:
         given = [f for f, v in (("--dataset", ov.datasets), ("--recipe", ov.recipes), ("--methods", ov.methods),
@@ -329,13 +329,32 @@ def _cell(track, dataset, split_seed, dataset_extra, rname, rparams, method, mod
     }
 
 
-def _with_gan_steps(budget: dict, steps: int | None, profile: str) -> dict:
-    """``budget`` with its generator budget's ``steps`` set (``--gan-steps``), or as it is."""
-    if steps is None:
+def method_gan_steps(gan: dict, method: str) -> int | None:
+    """The generator updates a profile's ``gan`` block gives ``method``: its ``steps_by_method``
+    entry (a hybrid: its generative part's), else ``steps``."""
+    own = gan.get("steps_by_method") or {}
+    for name in [method, *split_parts(method)]:
+        if name in own:
+            return int(own[name])
+    return gan.get("steps")
+
+
+def _with_gan_steps(budget: dict, steps: int | None, profile: str, method: str) -> dict:
+    """``budget`` with its generator budget resolved for ``method``: ``steps`` from ``--gan-steps``
+    when given, else the method's own (``steps_by_method``), and ``undertrained: true`` where the
+    profile lists the method under ``undertrained`` (its generator measured short of its quality at
+    4x the updates; the leaderboards say so); the per-method tables themselves are not part of a
+    cell (a cell's identity holds the steps it trains with)."""
+    gan = budget.get("gan")
+    if not isinstance(gan, dict):
+        if steps is not None:
+            raise UsageError(f"--gan-steps: profile {profile!r} has no 'gan' budget")
         return budget
-    if not isinstance(budget.get("gan"), dict):
-        raise UsageError(f"--gan-steps: profile {profile!r} has no 'gan' budget")
-    return {**budget, "gan": {**budget["gan"], "steps": steps}}
+    resolved = {k: v for k, v in gan.items() if k not in ("steps_by_method", "undertrained")}
+    resolved["steps"] = steps if steps is not None else method_gan_steps(gan, method)
+    if steps is None and any(n in (gan.get("undertrained") or []) for n in [method, *split_parts(method)]):
+        resolved["undertrained"] = True  # measured: its samples at this budget are not near its 4x quality
+    return {**budget, "gan": resolved}
 
 
 def _gan_steps(values: list) -> list[int]:

@@ -20,6 +20,9 @@ precisely, per (setting, metric), a *setting* being a cell without its seeds —
 * ``fewer_seeds``: True when the mean is over fewer seeds than the most successful cells any
   setting of its block has (a failed cell, or a metric a cell could not measure, so a mean over
   fewer seeds is never silently compared with the others);
+* ``undertrained``: True when the setting's generator budget is one the profile lists as
+  under-trained for this method (``gan: undertrained``: measured short of its quality at 4x the
+  generator updates);
 * ``identical_to``: ``"erm"`` when every successful cell of the setting computed erm's cell by
   construction (the record's ``identical_to``: an over-sampler on a balanced block, a generator
   with nothing to generate); its ``p_vs_erm`` is NaN, and a method that is erm's copy in some
@@ -57,7 +60,7 @@ LEGACY_TRACK_INFO = {"headline": "balanced_accuracy",
                      "table": ["balanced_accuracy", "macro_f1", "tail_recall"]}
 TIDY_COLUMNS = LABELS + ["family", "setting", "block", "curve", "budget_scale", "metric", "mean", "std", "n_seeds", "n_failed",
                          "ci95_lo", "ci95_hi", "delta_vs_erm", "n_pairs", "p_vs_erm", "rank", "fewer_seeds",
-                         "identical_to"]
+                         "identical_to", "undertrained"]
 
 
 def track_info(records: list[dict], track: str) -> dict:
@@ -122,7 +125,8 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
                "curve": curve_key(r["config"]),
                "budget_scale": float(r["config"]["profile"]["budget"].get("budget_scale", 1.0)),
                "seed": r["seed"], "subset_seed": r.get("subset_seed", 0), "status": r["status"],
-               "identical_to": r.get("identical_to") or ""}
+               "identical_to": r.get("identical_to") or "",
+               "undertrained": bool(((r["config"]["profile"]["budget"].get("gan") or {}).get("undertrained")))}
         metrics = dict(r.get("metrics") or {})
         if r.get("record_version", 1) < 2 and "cas_mean" in metrics:  # v1 called GAN-test "cas"
             metrics["gan_test_mean"] = metrics.pop("cas_mean")
@@ -197,7 +201,8 @@ def tidy(records: list[dict]) -> pd.DataFrame:
                 if vals.empty and metric != info["headline"]:
                     continue  # a metric this method does not produce (e.g. FID of a baseline)
                 lo, hi = ci95(vals.to_numpy())
-                row = {k: first[k] for k in LABELS + ["family", "setting", "block", "curve", "budget_scale"]}
+                row = {k: first[k] for k in LABELS + ["family", "setting", "block", "curve", "budget_scale",
+                                                      "undertrained"]}
                 row.update(metric=metric, mean=float(vals.mean()) if len(vals) else math.nan,
                            std=float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
                            n_seeds=int(len(vals)), n_failed=n_failed, ci95_lo=lo, ci95_hi=hi,

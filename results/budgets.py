@@ -82,8 +82,8 @@ def stability(rows: pd.DataFrame, lower_is_better: bool = False) -> pd.DataFrame
     for s in scales:
         tau, p, n = kendall(sign * wide[s], sign * wide[top])
         out.append({"budget_scale": s, "methods": int(wide[s].notna().sum()),
-                    f"{REFERENCE} mean": float(erm.get(s, math.nan)),
-                    f"tau vs x{top:g}": tau, "p (tau)": p,
+                    f"{REFERENCE} mean": float(erm.get(s, math.nan)), "largest scale": top,
+                    "tau vs largest": tau, "p (tau)": p,
                     "sign of delta vs erm flips": "; ".join(_sign_flips(rows, s, top)) if s != top else ""})
     return pd.DataFrame(out).set_index("budget_scale")
 

@@ -9,7 +9,8 @@ Columns: ``track, dataset, recipe, model, profile, method`` (the records' short 
 parameters only; a label shared by two different settings gets ``#<hash>`` appended),
 ``family``, ``n_seeds`` (the seeds the headline mean is over: successful cells, seeds x subset
 seeds, with a headline value), ``n_failed``, ``identical_to`` (``erm`` for a method that computed
-erm's cells by construction on this block), ``rank`` (by the
+erm's cells by construction on this block), ``undertrained`` (its generator budget is one the
+profile lists as under-trained for it), ``rank`` (by the
 track's headline metric, 1 = best), ``<headline>_delta_erm`` (paired by seed where possible, see
 ``aggregate``), then ``<metric>_mean`` / ``<metric>_std`` (sample std, ddof=1; empty for a single
 seed) for the metrics the track reports, then ``setting`` / ``block`` (hash prefixes).
@@ -18,9 +19,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .aggregate import KEYS, tidy, track_info
+
+UNDERTRAINED_MARK = " (under-trained generator)"
+
+
+def is_set(flag) -> bool:
+    """A boolean column's value read safely (NaN and None are not set)."""
+    return isinstance(flag, (bool, np.bool_)) and bool(flag)
 
 
 def leaderboard(records: list[dict], table: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -33,7 +42,7 @@ def leaderboard(records: list[dict], table: pd.DataFrame | None = None) -> pd.Da
         shown[track] = info.get("table") or [info["headline"]]
         head = info["headline"]
         ids = sub.drop_duplicates("setting").set_index("setting")[KEYS + ["method", "family", "block", "n_seeds",
-                                                                          "n_failed", "identical_to"]]
+                                                                          "n_failed", "identical_to", "undertrained"]]
         headline = sub[sub["metric"] == head].set_index("setting")
         ids["rank"] = headline["rank"]
         ids["n_seeds"] = headline["n_seeds"]  # the seeds the headline mean is over
@@ -58,7 +67,7 @@ def format_table(board: pd.DataFrame, metrics: tuple[str, ...] | None = None) ->
     seed; a method with fewer successful seeds than the others of its block says so)."""
     if board.empty:
         return "(no successful cells)"
-    lines, flagged, copies = [], False, False
+    lines, flagged, copies, short = [], False, False, False
     per_track = board.attrs.get("table_metrics", {})
     for key, group in board.groupby(KEYS + ["block"], sort=False):
         shown = metrics or per_track.get(key[0]) or _default_metrics(group)
@@ -74,7 +83,9 @@ def format_table(board: pd.DataFrame, metrics: tuple[str, ...] | None = None) ->
                 seeds += " !"
                 flagged = True
             method = row["method"] + (f" (= {row['identical_to']})" if row.get("identical_to") else "")
+            method += UNDERTRAINED_MARK if is_set(row.get("undertrained")) else ""
             copies = copies or bool(row.get("identical_to"))
+            short = short or is_set(row.get("undertrained"))
             cells = [f"{row['rank']:.0f}" if pd.notna(row["rank"]) else "-", method, seeds]
             for m in shown:
                 mean, std = row.get(f"{m}_mean"), row.get(f"{m}_std")
@@ -89,6 +100,10 @@ def format_table(board: pd.DataFrame, metrics: tuple[str, ...] | None = None) ->
     if copies:
         text += ("\n\n(= erm): erm's cells by construction (nothing to do on this block); shown, not counted "
                  "in the tests")
+    if short:
+        text += (f"\n\n{UNDERTRAINED_MARK.strip()}: at this profile's generator budget its samples were measured "
+                 "well short of their quality at 4x the generator updates (README, Budgets): the row judges an "
+                 "under-trained generator, not its family")
     return text
 
 

@@ -33,7 +33,7 @@ from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract.records import read_record
 from .aggregate import current, pivot, tidy, track_info
 from .budgets import budget_tables
-from .leaderboard import format_table, leaderboard
+from .leaderboard import UNDERTRAINED_MARK, format_table, is_set, leaderboard
 
 
 def load_runs(run_dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict]]:
@@ -259,6 +259,7 @@ def block_table(block: pd.DataFrame, headline: str, metrics: list[str]) -> pd.Da
     for setting, r in head.sort_values(["rank", "method"], na_position="last").iterrows():
         seeds = f"{r['n_seeds']}" + (f" ({r['n_failed']} failed)" if r["n_failed"] else "") + (" !" if r["fewer_seeds"] else "")
         method = r["method"] + (f" (= {r['identical_to']})" if r.get("identical_to") else "")
+        method += UNDERTRAINED_MARK if is_set(r.get("undertrained")) else ""
         row = {"rank": "–" if math.isnan(r["rank"]) else f"{r['rank']:.0f}", "method": method, "family": r["family"],
                "seeds": seeds,
                headline: _num(r["mean"]) + ("" if math.isnan(r["std"]) else f" ± {_num(r['std'])}"),

@@ -182,7 +182,7 @@ def test_rank_stability_is_scipys_kendall_tau_against_the_largest_budget():
     top = pd.Series(CURVE[8.0])
     for scale, row in table.iterrows():
         want = stats.kendalltau(pd.Series(CURVE[scale]), top)
-        assert row["tau vs x8"] == pytest.approx(want.statistic) and row["p (tau)"] == pytest.approx(want.pvalue)
+        assert row["largest scale"] == 8.0 and row["tau vs largest"] == pytest.approx(want.statistic) and row["p (tau)"] == pytest.approx(want.pvalue)
     # a beat erm by 0.10 at x0.25 and loses at x8; c lost and wins
     assert table.loc[0.25, "sign of delta vs erm flips"] == "a (+0.100 -> -0.022); c (-0.100 -> +0.008)"
     assert table.loc[8.0, "sign of delta vs erm flips"] == "" and table.loc[0.5, "erm mean"] == 0.60
@@ -212,7 +212,7 @@ def test_report_shows_curves_and_tests_ranks_on_the_largest_budget_only(cli, tmp
     rep = out / "report"
     frame = pd.read_csv(rep / "budgets_classification.csv")
     assert sorted(frame["budget_scale"]) == [0.5, 0.5, 1, 1] and frame["curve"].nunique() == 2
-    assert (frame.loc[frame["budget_scale"] == 1, "tau vs x1"] == 1).all()
+    assert (frame.loc[frame["budget_scale"] == 1, "tau vs largest"] == 1).all()
     assert len(list((rep / "plots").glob("metric-vs-budget_*.png"))) == 2
     import json
 
@@ -246,3 +246,37 @@ def test_recorded_commands_rebuild_scale_precision_and_gan_steps():
     records = [{"config": c, "labels": labels(c), "track": c["track"], "seed": 0, "model": c["model"]} for c in cells]
     (cmd,) = commands_from_records(records)
     assert "--budget-scale 2 --precision bf16 --gan-steps 800" in cmd and "--methods cgan " in cmd
+
+
+def test_per_method_generator_budgets_and_the_undertrained_flag(tmp_path):
+    from imbench.benchmarks.labels import labels
+    from imbench.benchmarks.suite import Overrides, expand
+
+    prof = tmp_path / "p.yaml"
+    prof.write_text("classification: {epochs: 1, batch_size: 64, lr: 0.05, gan: {steps: 40, batch_size: 16, lr: 2.0e-4, "
+                    "feature_epochs: 1, steps_by_method: {cgan: 160}, undertrained: [acgan]}}\n")
+    suite = {"grids": [{"track": "classification", "datasets": ["digits"], "recipes": [{"name": "longtail", "ir": 10}],
+                        "methods": ["cgan", "acgan", "bagan", "smote+cgan"], "seeds": [0], "profile": str(prof)}]}
+    gans = {c["method"]["name"]: c["profile"]["budget"]["gan"] for c in expand(suite, Overrides())}
+    assert {m: g["steps"] for m, g in gans.items()} == {"cgan": 160, "acgan": 40, "bagan": 40, "smote+cgan": 160}
+    assert [m for m, g in gans.items() if g.get("undertrained")] == ["acgan"]
+    assert all("steps_by_method" not in g and "undertrained" not in g or g["undertrained"] is True for g in gans.values())
+    # --gan-steps names the budget outright: no per-method steps, no measured flag
+    forced = expand(suite, Overrides(gan_steps=[80]))
+    assert {c["profile"]["budget"]["gan"]["steps"] for c in forced} == {80}
+    assert not any(c["profile"]["budget"]["gan"].get("undertrained") for c in forced)
+
+
+def test_leaderboard_marks_an_undertrained_generator(cli, tmp_path):
+    from imbench.results.leaderboard import format_table, leaderboard
+
+    prof = tmp_path / "p.yaml"
+    prof.write_text("classification: {epochs: 1, batch_size: 64, lr: 0.05, gan: {steps: 30, batch_size: 32, lr: 2.0e-4, "
+                    "feature_epochs: 1, undertrained: [cvae]}}\n")
+    out = tmp_path / "o"
+    assert cli("run", "classification", "--methods", "erm,cvae", "--profile", prof, "--seeds", "0", "--ir", "10",
+               "--quiet", "--out", out)[0] == 0
+    board = leaderboard(read_records(out))
+    assert board.set_index("method")["undertrained"].to_dict() == {"erm": False, "cvae": True}
+    text = format_table(board)
+    assert "| cvae (under-trained generator) |" in text and "judges an under-trained generator" in text
