@@ -9,7 +9,8 @@ A *curve* is the blocks of one setting that differ only in their ``budget_scale`
   tells a reader whether a verdict depends on when training stopped.
 * :func:`budget_rule` -- the rule imbench's budgets are chosen by (README, "Budgets"): erm's
   *plateau* is its mean at the first scale after which doubling the budget gains less than
-  ``PLATEAU_GAIN`` (2 %, relative); the chosen budget is the smallest scale where erm reaches
+  ``PLATEAU_GAIN`` (2 %, relative) -- at every measured doubling from there on, so a flat start
+  that rises later (a floor) is not taken for a plateau; the chosen budget is the smallest scale where erm reaches
   ``PLATEAU_SHARE`` (90 %) of that plateau *and* the ranking of all methods has tau >=
   ``MIN_TAU`` (0.7) against the ranking at the plateau scale. A curve whose last doubling still
   gains 2 % has no plateau: measure a larger scale.
@@ -98,13 +99,11 @@ def budget_rule(rows: pd.DataFrame, lower_is_better: bool = False) -> dict:
         return {"plateau_scale": None, "chosen": None, "reason": f"no {REFERENCE} on this curve"}
     erm = wide.loc[REFERENCE]
     sign = -1.0 if lower_is_better else 1.0
-    plateau = None
-    for s in scales:
-        if 2 * s in erm.index and pd.notna(erm[s]) and pd.notna(erm[2 * s]):
-            gain = sign * (erm[2 * s] - erm[s]) / max(abs(erm[s]), 1e-12)
-            if gain < PLATEAU_GAIN:
-                plateau = s
-                break
+    gains = {s: sign * (erm[2 * s] - erm[s]) / max(abs(erm[s]), 1e-12) for s in scales
+             if 2 * s in erm.index and pd.notna(erm[s]) and pd.notna(erm[2 * s])}
+    # the plateau: the first scale after which *every* measured doubling gains < 2 % -- a flat
+    # start that rises later (a model that has not begun to learn) is a floor, not a plateau
+    plateau = next((s for s in gains if all(g < PLATEAU_GAIN for t, g in gains.items() if t >= s)), None)
     result: dict = {"plateau_scale": plateau, "plateau_mean": None if plateau is None else float(erm[plateau]),
                     "chosen": None, "share_of_plateau": None, "tau_vs_plateau": None}
     if plateau is None:

@@ -5,8 +5,9 @@ records of one run, one JSON object per line, as ``imbench run`` wrote them) and
 ``environment.json`` (the CPU, torch version, precision, command and wall time of that run).
 ``python -m imbench.results.reference pack RUN_DIR NAME`` makes one from a run folder;
 ``python -m imbench.results.reference write README.md`` rewrites every README block between
-``<!-- reference:NAME:TRACK -->`` and ``<!-- /reference:NAME:TRACK -->`` from the committed
-records, and ``check README.md`` exits 1 when a block differs (a test runs it).
+``<!-- reference:NAME:TRACK -->`` and ``<!-- /reference:NAME:TRACK -->`` (a ``:curves`` suffix on
+both: the learning-curve tables of :func:`curve_tables`) from the committed records, and
+``check README.md`` exits 1 when a block differs (a test runs it).
 
 A table has one row per method and one column per block (dataset / recipe): the headline mean
 ± std over seeds; ``*`` marks a difference to erm that is significant *and survives machine
@@ -31,8 +32,8 @@ from .aggregate import tidy, track_info
 REFERENCE_DIR = Path(__file__).with_name("reference")
 # largest |bf16 - fp32| difference of a method's mean over 3 seeds, per track (README, "Speed")
 DRIFT = {"classification": 0.011, "detection": 0.011, "segmentation": 0.017}
-BLOCK = re.compile(r"(<!-- reference:(?P<name>[\w.-]+):(?P<track>\w+) -->\n)(?P<body>.*?)(<!-- /reference:(?P=name):(?P=track) -->)",
-                   re.S)
+BLOCK = re.compile(r"(<!-- reference:(?P<name>[\w.-]+):(?P<track>\w+)(?P<kind>:curves)? -->\n)(?P<body>.*?)"
+                   r"(<!-- /reference:(?P=name):(?P=track)(?P=kind)? -->)", re.S)
 
 
 def load(name: str, root: Path = REFERENCE_DIR) -> list[dict]:
@@ -94,6 +95,45 @@ def table(records: list[dict], track: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def curve_tables(records: list[dict], track: str) -> str:
+    """Per learning curve of ``track``: the headline mean ± std of each method at each budget scale,
+    Kendall's tau against the largest scale, the methods whose delta vs erm flips sign there, and
+    the budget rule's outcome (``budgets.py``)."""
+    from .budgets import budget_rule, curve_rows, curve_title, stability
+
+    recs = [r for r in records if r["track"] == track]
+    stats = tidy(recs)
+    head = track_info(recs, track)["headline"]
+    lower = head in track_info(recs, track).get("lower_is_better", [])
+    parts = []
+    for _, rows in curve_rows(stats, head).items():
+        scales = sorted(rows["budget_scale"].unique())
+        stab, rule = stability(rows, lower), budget_rule(rows, lower)
+        lines = [f"{curve_title(rows)} ({head}):", "",
+                 "| method | " + " | ".join(f"x{s:g}" for s in scales) + " |", "|---|" + "---|" * len(scales)]
+        order = rows[rows["budget_scale"] == scales[-1]].sort_values("mean", ascending=lower)["method"].tolist()
+        order = ["erm", *[m for m in order if m != "erm"]]
+        for method in order:
+            by = rows[rows["method"] == method].set_index("budget_scale")
+            cells = [("" if s not in by.index else f"{by.loc[s, 'mean']:.3f}" +
+                      ("" if pd.isna(by.loc[s, "std"]) else f" ± {by.loc[s, 'std']:.3f}")) for s in scales]
+            lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
+        lines.append("| tau vs x{:g} | ".format(scales[-1]) + " | ".join(
+            "" if pd.isna(stab.loc[s, "tau vs largest"]) else f"{stab.loc[s, 'tau vs largest']:.2f}" for s in scales) + " |")
+        lines.append("| sign flips vs erm | " + " | ".join(
+            ", ".join(f.split(" (")[0] for f in stab.loc[s, "sign of delta vs erm flips"].split("; ") if f) or "–"
+            for s in scales) + " |")
+        if rule.get("chosen") is not None:
+            verdict = (f"erm's plateau {rule['plateau_mean']:.3f} at x{rule['plateau_scale']:g}; the rule picks "
+                       f"x{rule['chosen']:g} (erm at {rule['share_of_plateau']:.0%} of it, tau {rule['tau_vs_plateau']:.2f})")
+        elif rule.get("plateau_scale") is not None:
+            verdict = f"erm's plateau {rule['plateau_mean']:.3f} at x{rule['plateau_scale']:g}; {rule['reason']}"
+        else:
+            verdict = rule.get("reason", "")
+        parts.append("\n".join(lines) + f"\n\nBudget rule: {verdict}.\n")
+    return "\n".join(parts) if parts else "(no learning curve)\n"
+
+
 def render(text: str, root: Path = REFERENCE_DIR) -> str:
     """``text`` with every reference block regenerated from the committed records."""
     cache: dict[str, list[dict]] = {}
@@ -102,7 +142,8 @@ def render(text: str, root: Path = REFERENCE_DIR) -> str:
         name = m.group("name")
         if name not in cache:
             cache[name] = load(name, root)
-        return m.group(1) + table(cache[name], m.group("track")) + m.group(5)
+        make = curve_tables if m.group("kind") else table
+        return m.group(1) + make(cache[name], m.group("track")) + m.group(6)
 
     return BLOCK.sub(block, text)
 

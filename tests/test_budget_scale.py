@@ -199,6 +199,10 @@ def test_budget_rule_picks_the_first_scale_near_the_plateau_with_a_stable_rankin
     stable = {**CURVE, 1.0: {"erm": 0.72, "a": 0.69, "b": 0.74, "c": 0.73}}
     rule = budget_rule(_tidy(stable))
     assert rule["chosen"] == 1.0 and rule["share_of_plateau"] == pytest.approx(0.72 / 0.756)
+    # a floor is not a plateau: flat from x0.25 to x1, rising after
+    floor = {s: {**v, "erm": {0.25: 0.10, 0.5: 0.101, 1.0: 0.1005, 2.0: 0.12, 4.0: 0.16, 8.0: 0.161}[s]}
+             for s, v in CURVE.items()}
+    assert budget_rule(_tidy(floor))["plateau_scale"] == 4.0
     rising = {s: {**v, "erm": 0.1 * s} for s, v in CURVE.items()}
     rule = budget_rule(_tidy(rising))
     assert rule["plateau_scale"] is None and rule["chosen"] is None and "larger scale" in rule["reason"]
@@ -227,12 +231,14 @@ def test_gan_steps_is_a_grid_axis_of_the_generative_cells_only():
     from imbench.benchmarks.suite import Overrides, expand
 
     suite = {"grids": [{"track": "classification", "datasets": ["digits"], "recipes": [{"name": "longtail", "ir": 10}],
-                        "methods": ["erm", "cgan"], "seeds": [0], "profile": "quick"}]}
+                        "methods": ["erm", "bagan", "acgan"], "seeds": [0], "profile": "quick"}]}
     cells = expand(suite, Overrides(gan_steps=[400, 1600]))
     assert [(c["method"]["name"], (c["profile"]["budget"].get("gan") or {}).get("steps")) for c in cells] == [
-        ("erm", None), ("cgan", 400), ("cgan", 1600)]
-    # the profile's own generator budget keeps the method's label; another one is named
-    assert [labels(c)["method"] for c in cells] == ["erm", "cgan", "cgan@gan_steps=1600"]
+        ("erm", None), ("bagan", 400), ("bagan", 1600), ("acgan", 400), ("acgan", 1600)]
+    # the profile's own generator budget for the method keeps its label (acgan's is 1600 at quick);
+    # another one is named
+    assert [labels(c)["method"] for c in cells] == ["erm", "bagan", "bagan@gan_steps=1600", "acgan@gan_steps=400",
+                                                    "acgan"]
 
 
 def test_recorded_commands_rebuild_scale_precision_and_gan_steps():
