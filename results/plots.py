@@ -329,6 +329,22 @@ def ci_bars(tidy: pd.DataFrame, headline: str, out_dir: Path | str, *,
     return paths
 
 
+def _sweep_axes(ax, ax_d, ticks, xlabel: str, headline: str, lower: bool, spread: str, delta: str,
+                base: float = 10) -> None:
+    """The two panels of a sweep plot (metric, difference to the reference): log x with the swept
+    values as ticks, grid, the zero line of the difference, axis labels."""
+    for a in (ax, ax_d):
+        a.set_xscale("log", base=base)
+        a.set_xticks(ticks, [f"{v:g}" for v in ticks])
+        a.minorticks_off()
+        a.grid(color="#e5e5e5", lw=0.6)
+        a.set_xlabel(xlabel)
+    ax_d.axhline(0.0, color=_REF_COLOR, lw=0.8, ls="--")
+    note = " (lower is better)" if lower else ""
+    ax.set_ylabel(f"{headline}{note}\n{spread}")
+    ax_d.set_ylabel(delta)
+
+
 def metric_vs_ir(tidy: pd.DataFrame, headline: str, out_dir: Path | str, *,
                  lower_is_better: Iterable[str] = ()) -> list[Path]:
     """The headline metric against the imbalance ratio (log x), one line per method with 95 % CI
@@ -369,16 +385,8 @@ def metric_vs_ir(tidy: pd.DataFrame, headline: str, out_dir: Path | str, *,
                          zorder=3 if is_ref else 2)
             ax.errorbar(x, mean, yerr=err, capsize=1.5, elinewidth=0.7, label=m, **style)
             ax_d.plot(x, s["delta_vs_erm"].to_numpy(float), **style)
-        for a in (ax, ax_d):
-            a.set_xscale("log")
-            a.set_xticks(irs, [f"{v:g}" for v in irs])
-            a.minorticks_off()
-            a.grid(color="#e5e5e5", lw=0.6)
-            a.set_xlabel("imbalance ratio (log scale)")
-        ax_d.axhline(0.0, color=_REF_COLOR, lw=0.8, ls="--")
-        note = " (lower is better)" if lower else ""
-        ax.set_ylabel(f"{headline}{note}\nmean, 95 % CI over seeds")
-        ax_d.set_ylabel(f"Δ {headline} vs {REFERENCE}")
+        _sweep_axes(ax, ax_d, irs, "imbalance ratio (log scale)", headline, lower, "mean, 95 % CI over seeds",
+                    f"Δ {headline} vs {REFERENCE}")
         ax.set_title(f"{headline} against the imbalance ratio", fontsize=10)
         ax_d.set_title(f"difference to {REFERENCE} (same IR)", fontsize=10)
         first = dict(zip(group_keys, key))
@@ -418,16 +426,8 @@ def metric_vs_budget(tidy: pd.DataFrame, headline: str, out_dir: Path | str, *,
             if band.any():
                 ax.fill_between(x[band], lo[band], hi[band], color=colors[m], alpha=0.12, lw=0, zorder=1)
             ax_d.plot(x, s["delta_vs_erm"].to_numpy(float), **style)
-        for a in (ax, ax_d):
-            a.set_xscale("log", base=2)
-            a.set_xticks(scales, [f"{v:g}" for v in scales])
-            a.minorticks_off()
-            a.grid(color="#e5e5e5", lw=0.6)
-            a.set_xlabel("budget scale (x the profile's training steps, log scale)")
-        ax_d.axhline(0.0, color=_REF_COLOR, lw=0.8, ls="--")
-        note = " (lower is better)" if lower else ""
-        ax.set_ylabel(f"{headline}{note}\nmean, 95 % CI band over seeds")
-        ax_d.set_ylabel(f"Δ {headline} vs {REFERENCE} (paired)")
+        _sweep_axes(ax, ax_d, scales, "budget scale (x the profile's training steps, log scale)", headline, lower,
+                    "mean, 95 % CI band over seeds", f"Δ {headline} vs {REFERENCE} (paired)", base=2)
         ax.set_title(f"{headline} against the training budget", fontsize=10)
         ax_d.set_title(f"difference to {REFERENCE} (same budget); a line crossing 0 is a verdict that flips",
                        fontsize=10)

@@ -14,7 +14,8 @@ A table has one row per method and one column per block (dataset / recipe): the 
 drift*: paired t-test p < 0.05 and |delta| larger than the track's drift in ``DRIFT`` -- the
 largest |bf16 - fp32| difference of a method's mean measured on that track (the README's parity
 table), the stand-in for how far another CPU moves a number. ``=`` marks erm's copies
-(``identical_to``).
+(``identical_to``); "(under-trained generator)" a generator budget the profile lists as
+under-trained for the method.
 """
 from __future__ import annotations
 
@@ -88,9 +89,11 @@ def table(records: list[dict], track: str) -> str:
     order = rows.groupby("method")["mean"].mean().sort_values(ascending=False).index
     wide = wide.reindex(index=[m for m in order if m in wide.index], columns=list(dict.fromkeys(rows["column"])))
     wide = wide.reindex(index=["erm", *[m for m in wide.index if m != "erm"]] if "erm" in wide.index else wide.index)
+    short = set(rows.loc[rows["undertrained"].fillna(False).astype(bool), "method"]) if "undertrained" in rows else set()
     lines = [f"| method | {' | '.join(wide.columns)} |", "|---|" + "---|" * len(wide.columns)]
     for method, values in wide.iterrows():
-        lines.append(f"| `{method}` | " + " | ".join("" if (isinstance(v, float) and math.isnan(v)) else str(v)
+        name = f"`{method}`" + (" (under-trained generator)" if method in short else "")
+        lines.append(f"| {name} | " + " | ".join("" if (isinstance(v, float) and math.isnan(v)) else str(v)
                                                      for v in values) + " |")
     return "\n".join(lines) + "\n"
 
