@@ -5,8 +5,9 @@ A suite file has a ``name``, a ``description`` and ``grids``; each grid names a 
 (names or specs ``name:key=value``, hybrids ``a:key=value+b``, mappings ``{name: focal, gamma: 1}``
 or ``{name: smote+ldam-drw, smote: {k_neighbors: 3}}``, or ``all`` / ``baseline`` / ``gan``),
 ``models``, ``budget_scale`` (a number or a list: multiplies the profile's training budget, see
-``tasks.schedule.epoch_plan``; a list is a grid axis), ``seeds`` (training randomness), ``subset_seeds`` (which images the recipe keeps;
-default ``[0]``), ``split_seed`` and a ``profile``. A method that does not support a grid's track
+``tasks.schedule.epoch_plan``; a list is a grid axis), ``gan_steps`` (a list: the generator
+updates of the generative methods' cells, a grid axis), ``seeds`` (training randomness),
+``subset_seeds`` (which images the recipe keeps; default ``[0]``), ``split_seed`` and a ``profile``. A method that does not support a grid's track
 is left out of ``all``; named explicitly, it is an error.
 """
 from __future__ import annotations
