@@ -107,8 +107,10 @@ def budget_rule(rows: pd.DataFrame, lower_is_better: bool = False) -> dict:
     result: dict = {"plateau_scale": plateau, "plateau_mean": None if plateau is None else float(erm[plateau]),
                     "chosen": None, "share_of_plateau": None, "tau_vs_plateau": None}
     if plateau is None:
-        result["reason"] = (f"{REFERENCE} still gains >= {PLATEAU_GAIN:.0%} at every measured doubling: "
-                            "measure a larger scale")
+        last = max(gains) if gains else None
+        tail = f" (x{last:g} -> x{2 * last:g}: {gains[last]:+.0%})" if last is not None else ""
+        result["reason"] = (f"no plateau within the measured scales: {REFERENCE} still gains >= {PLATEAU_GAIN:.0%} "
+                            f"at its last doubling{tail}; measure a larger scale")
         return result
     for s in scales:
         share = erm[s] / erm[plateau] if not lower_is_better else erm[plateau] / erm[s]
