@@ -360,29 +360,26 @@ def _with_gan_steps(budget: dict, steps: int | None, profile: str, method: str) 
 
 def _gan_steps(values: list) -> list[int]:
     """Generator budgets (``--gan-steps``, a grid's ``gan_steps``) checked: whole numbers >= 1."""
-    out: list[int] = []
-    for v in values:
-        try:
-            n = float(v)
-        except (TypeError, ValueError):
-            raise UsageError(f"gan_steps must be a whole number, got {v!r}") from None
-        if not (math.isfinite(n) and n.is_integer() and n >= 1):
-            raise UsageError(f"gan_steps must be a whole number >= 1, got {v!r}")
-        if int(n) not in out:
-            out.append(int(n))
-    return out
+    return [int(n) for n in _positive(values, "gan_steps", whole=True)]
 
 
 def _scales(values: list) -> list[float]:
     """Budget scales checked (positive numbers), in the order given, repeats dropped."""
+    return _positive(values, "budget_scale", whole=False)
+
+
+def _positive(values: list, what: str, whole: bool) -> list[float]:
+    """``values`` as finite numbers > 0 (whole numbers >= 1 when ``whole``), in the order given,
+    repeats dropped; anything else is a usage error naming ``what``."""
+    kind = "a whole number" if whole else "a number"
     out: list[float] = []
     for v in values:
         try:
             f = float(v)
         except (TypeError, ValueError):
-            raise UsageError(f"budget_scale must be a number, got {v!r}") from None
-        if not (math.isfinite(f) and f > 0):
-            raise UsageError(f"budget_scale must be a number > 0, got {v!r}")
+            raise UsageError(f"{what} must be {kind}, got {v!r}") from None
+        if not (math.isfinite(f) and (f.is_integer() and f >= 1 if whole else f > 0)):
+            raise UsageError(f"{what} must be {kind} {'>= 1' if whole else '> 0'}, got {v!r}")
         if f not in out:
             out.append(f)
     return out

@@ -70,17 +70,17 @@ def track_info(records: list[dict], track: str) -> dict:
     return LEGACY_TRACK_INFO
 
 
-def block_key(config: dict) -> str:
-    """The setting without its method and without the generative budget."""
-    budget = {k: v for k, v in config["profile"]["budget"].items() if k != "gan"}
+def block_key(config: dict, without: tuple[str, ...] = ()) -> str:
+    """The setting without its method and without the generative budget (and without the budget
+    keys named in ``without``)."""
+    budget = {k: v for k, v in config["profile"]["budget"].items() if k != "gan" and k not in without}
     rest = {k: v for k, v in config.items() if k not in ("method", "seed", "subset_seed", "profile")}
     return config_hash({**rest, "profile": {"name": config["profile"]["name"], "budget": budget}})
 
 
 def curve_key(config: dict) -> str:
     """The block without its budget scale: the blocks of one learning curve share it."""
-    budget = {k: v for k, v in config["profile"]["budget"].items() if k != "budget_scale"}
-    return block_key({**config, "profile": {**config["profile"], "budget": budget}})
+    return block_key(config, without=("budget_scale",))
 
 
 def _labels(r: dict) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .aggregate import current, paired_vs, records_frame, track_info
+from .aggregate import block_key, current, paired_vs, records_frame, track_info
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -27,7 +27,7 @@ def parity_table(records: list[dict]) -> pd.DataFrame:
         return pd.DataFrame()
     frame = records_frame(records)
     frame["precision"] = [r["config"]["profile"]["budget"].get("precision", "fp32") for r in records]
-    frame["pair"] = [_without_precision(r["config"]) for r in records]
+    frame["pair"] = [block_key(r["config"], without=("precision",)) for r in records]
     rows = []
     for (track, pair, method), g in frame.groupby(["track", "pair", "method"], sort=False):
         head = track_info(records, track)["headline"]
@@ -44,14 +44,6 @@ def parity_table(records: list[dict]) -> pd.DataFrame:
                      "p (paired t)": p, "seed std (fp32)": spread,
                      "within noise": bool(abs(delta) < spread and not (p < 0.05))})
     return pd.DataFrame(rows)
-
-
-def _without_precision(config: dict) -> str:
-    from ..benchmarks.contract.identity import config_hash
-
-    budget = {k: v for k, v in config["profile"]["budget"].items() if k != "precision"}
-    rest = {k: v for k, v in config.items() if k not in ("seed", "subset_seed", "method", "profile")}
-    return config_hash({**rest, "profile": {**config["profile"], "budget": budget}})
 
 
 def main(argv: list[str] | None = None) -> int:

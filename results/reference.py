@@ -74,6 +74,12 @@ def _cell(row: pd.Series, drift: float) -> str:
     return text
 
 
+def _erm_first(methods) -> list[str]:
+    """``methods`` in their order, erm (where present) moved to the top: the reference row."""
+    methods = list(methods)
+    return (["erm"] if "erm" in methods else []) + [m for m in methods if m != "erm"]
+
+
 def table(records: list[dict], track: str) -> str:
     """The Markdown reference table of ``track`` (see the module docstring)."""
     recs = [r for r in records if r["track"] == track]
@@ -86,9 +92,8 @@ def table(records: list[dict], track: str) -> str:
     drift = DRIFT.get(track, 0.0)
     rows["text"] = rows.apply(lambda r: _cell(r, drift), axis=1)
     wide = rows.pivot_table(index="method", columns="column", values="text", aggfunc="first")
-    order = rows.groupby("method")["mean"].mean().sort_values(ascending=False).index
+    order = _erm_first(rows.groupby("method")["mean"].mean().sort_values(ascending=False).index)
     wide = wide.reindex(index=[m for m in order if m in wide.index], columns=list(dict.fromkeys(rows["column"])))
-    wide = wide.reindex(index=["erm", *[m for m in wide.index if m != "erm"]] if "erm" in wide.index else wide.index)
     short = set(rows.loc[rows["undertrained"].fillna(False).astype(bool), "method"]) if "undertrained" in rows else set()
     lines = [f"| method | {' | '.join(wide.columns)} |", "|---|" + "---|" * len(wide.columns)]
     for method, values in wide.iterrows():
@@ -114,8 +119,7 @@ def curve_tables(records: list[dict], track: str) -> str:
         stab, rule = stability(rows, lower), budget_rule(rows, lower)
         lines = [f"{curve_title(rows)} ({head}):", "",
                  "| method | " + " | ".join(f"x{s:g}" for s in scales) + " |", "|---|" + "---|" * len(scales)]
-        order = rows[rows["budget_scale"] == scales[-1]].sort_values("mean", ascending=lower)["method"].tolist()
-        order = ["erm", *[m for m in order if m != "erm"]]
+        order = _erm_first(rows[rows["budget_scale"] == scales[-1]].sort_values("mean", ascending=lower)["method"])
         for method in order:
             by = rows[rows["method"] == method].set_index("budget_scale")
             cells = [("" if s not in by.index else f"{by.loc[s, 'mean']:.3f}" +
