@@ -232,6 +232,7 @@ class GenerativeOversampler(Method, ABC):
         torch.manual_seed(ctx._seed_for(f"{self.name}-init"))
         generator = self.build(train.image_shape, train.num_classes).to(ctx.device)
         path = self._cache_path(train, ctx, budget)
+        ctx.note("generator_updates", self.generator_updates(budget, train))  # trained now or from the cache
         with cache_lock(path):  # parallel workers: one trains, the others wait and load it
             if path is not None and path.exists():
                 blob = torch.load(path, map_location=ctx.device, weights_only=True)
@@ -246,7 +247,6 @@ class GenerativeOversampler(Method, ABC):
             self.fit(generator, train, ctx, budget)
             seconds = time.perf_counter() - start
             ctx.note("generator_cache", "miss" if path is not None else "off")
-            ctx.note("generator_updates", self.generator_updates(budget, train))
             ctx.note("generator_train_s", seconds)
             if path is not None:
                 tmp = path.with_suffix(f".tmp{os.getpid()}")

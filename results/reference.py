@@ -49,6 +49,8 @@ def pack(run_dir: Path, name: str, environment: dict, root: Path = REFERENCE_DIR
     from ..benchmarks.contract.records import read_records
 
     records = read_records(Path(run_dir))
+    if not records:
+        raise ValueError(f"{run_dir} holds no records")
     out = Path(root) / name
     out.mkdir(parents=True, exist_ok=True)
     with gzip.GzipFile(out / "records.jsonl.gz", "wb", mtime=0) as fh:  # mtime 0: the same records, the same bytes
@@ -156,7 +158,14 @@ def render(text: str, root: Path = REFERENCE_DIR) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except (OSError, ValueError) as exc:  # a missing README or reference set, an empty run folder
+        print(f"imbench.results.reference: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(args: list[str]) -> int:
     if len(args) >= 2 and args[0] in ("write", "check"):
         path = Path(args[1])
         text = path.read_text()

@@ -50,6 +50,8 @@ def test_cache_hit_performs_no_training_and_gives_the_same_samples(tmp_path, mon
     ctx2 = _ctx(train, tmp_path)
     second = NoisyMeans().prepare(train, ctx2)
     assert ctx2.record["generator_cache"] == "hit" and ctx2.record["generator_train_s"] == 0.0
+    # the updates the cached generator was trained with are named on a hit too
+    assert ctx2.record["generator_updates"] == ctx1.record["generator_updates"] == ctx1.budget["gan"]["steps"]
     assert torch.equal(first.images, second.images)
     # blend changes how many images are drawn, not the generator: still a hit
     ctx3 = _ctx(train, tmp_path)

@@ -59,3 +59,11 @@ def test_significance_needs_p_below_005_and_a_difference_beyond_drift():
 @pytest.mark.parametrize("argv", [[], ["write"], ["frobnicate", "x"]])
 def test_bad_usage(argv):
     assert reference.main(argv) == 2
+
+
+def test_bad_paths_are_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "empty" / "records").mkdir(parents=True)
+    assert reference.main(["check", str(tmp_path / "no-readme.md")]) == 2
+    assert reference.main(["pack", str(tmp_path / "empty"), "demo"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("imbench.results.reference: error:") for line in err)
