@@ -8,7 +8,10 @@ or ``{name: smote+ldam-drw, smote: {k_neighbors: 3}}``, or ``all`` / ``baseline`
 ``tasks.schedule.epoch_plan``; a list is a grid axis), ``gan_steps`` (a list: the generator
 updates of the generative methods' cells, a grid axis), ``seeds`` (training randomness),
 ``subset_seeds`` (which images the recipe keeps; default ``[0]``), ``split_seed`` and a ``profile``. A method that does not support a grid's track
-is left out of ``all``; named explicitly, it is an error.
+is left out of ``all``; named explicitly, it is an error. ``skip_undertrained: true`` leaves out the
+cells of generative methods whose generator budget the profile lists as under-trained (``gan:
+undertrained``: a row that judges an untrained generator gives no verdict); methods named with
+``--methods`` or ``--gan-steps`` on the command line are kept.
 """
 from __future__ import annotations
 
@@ -269,6 +272,8 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
         methods = [_resolve_method(n, p, track, ov.blend)
                    for n, p in _method_specs(o_methods or _listify(grid.get("methods", ["all"])), track)]
         models = o_models or _listify(grid.get("models", [tr.default_model]))
+        skip_short = bool(grid.get("skip_undertrained")) and not o_methods and ov.gan_steps is None
+        skipped: set[str] = set()
         for m in models:
             tr.models().get(m)
         seeds = ov.seeds if ov.seeds is not None else _ints(grid.get("seeds", [0]), "seeds")
@@ -298,8 +303,15 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
                 # a scale of 1 is not written in: the cells of a profile keep their identity
                 scaled = bud if scale == 1 else {**bud, "budget_scale": scale}
                 for steps in (gan_steps or [None]) if method["generative"] else [None]:
+                    resolved = _with_gan_steps(scaled, steps, profile, method["name"])
+                    if skip_short and (resolved.get("gan") or {}).get("undertrained"):
+                        skipped.add(method["name"])
+                        continue
                     cells.append(_cell(track, d, split_seed, dataset_extra, rname, rparams, method, model, profile,
-                                       _with_gan_steps(scaled, steps, profile, method["name"]), subset, seed))
+                                       resolved, subset, seed))
+        if skipped:
+            notes.append(f"{track}: left out {', '.join(sorted(skipped))} (their generators are under-trained at "
+                         f"the {Path(profile).stem} profile's generator budget; name them with --methods to run them)")
     _check_overrides_used(ov, used, tracks)
     if not cells:
         given = [f for f, v in (("--dataset", ov.datasets), ("--recipe", ov.recipes), ("--methods", ov.methods),
