@@ -50,9 +50,78 @@ def _scaled_area(area, old_boxes, new_boxes, factor):
     return torch.where(_is_box_area(area, old_boxes), new_box_area, area * factor).float()
 
 
+def place_objects(src_img: torch.Tensor, src_t: dict, pick, scale: float, flip: bool, offset: tuple[int, int],
+                  size: tuple[int, int]) -> tuple[torch.Tensor, dict, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The objects ``pick`` of ``(src_img, src_t)`` flipped, resized by ``scale`` and placed with
+    their image's top-left corner at ``offset = (y, x)`` on a canvas of ``size`` (negative:
+    cropped; uncovered: 0). Returns ``(image, objects, boxes, masks, kept_share)``: the placed
+    image, the picked objects still visible (at least ``MIN_PIXELS`` pixels, or a box of that
+    area), their new XYXY boxes (tight boxes of the placed masks; boxes-only: the boxes clamped
+    to the canvas), their placed masks (boxes-only: the box rectangles) and the share of each
+    one's resized pixels (box area) left inside the canvas."""
+    H, W = size
+    with_masks = "masks" in src_t
+    src = select_objects(src_t, pick)
+    h, w = src_img.shape[-2:]
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    top, left = -int(offset[0]), -int(offset[1])
+    img = tv_tensors.Image(src_img)
+    img = TF.horizontal_flip(img) if flip else img
+    if (nh, nw) != (h, w):
+        img = TF.resize(img, [nh, nw], antialias=True).clamp_(0.0, 1.0)
+    img = TF.crop(img, top, left, H, W).as_subclass(torch.Tensor)
+    if len(src["labels"]) == 0:
+        return img, src, torch.zeros(0, 4), torch.zeros(0, H, W, dtype=torch.bool), torch.zeros(0)
+    boxes = src["boxes"]
+    masks = src["masks"] if with_masks else None
+    if flip:
+        boxes = TF.horizontal_flip(boxes)
+        masks = TF.horizontal_flip(masks) if with_masks else None
+    if (nh, nw) != (h, w):
+        boxes = TF.resize(boxes, [nh, nw])
+        masks = TF.resize(masks, [nh, nw]) if with_masks else None
+    sized_boxes = boxes.as_subclass(torch.Tensor).clone()
+    boxes = TF.crop(boxes, top, left, H, W)  # clamped to the canvas
+    if with_masks:
+        sized_pixels = masks.as_subclass(torch.Tensor).flatten(1).sum(1).float()
+        masks = TF.crop(masks, top, left, H, W).as_subclass(torch.Tensor).bool()
+        pixels = masks.flatten(1).sum(1).float()
+        keep = pixels >= MIN_PIXELS
+        masks, pixels, sized_pixels = masks[keep], pixels[keep], sized_pixels[keep]
+        new_boxes = tight_boxes(masks)
+        kept_share = pixels / sized_pixels
+    else:
+        b = boxes.as_subclass(torch.Tensor)
+        box_area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]) & (box_area >= MIN_PIXELS)
+        new_boxes = b[keep]
+        masks = box_pixels(new_boxes, (H, W))
+        sb = sized_boxes[keep]
+        kept_share = box_area[keep] / ((sb[:, 2] - sb[:, 0]) * (sb[:, 3] - sb[:, 1]))
+    return img, select_objects(src, keep), new_boxes, masks, kept_share
+
+
+def jitter_scene(img: torch.Tensor, target: dict, scale: float, flip: bool,
+                 offset: tuple[int, int]) -> tuple[torch.Tensor, dict]:
+    """The whole image ``(img, target)`` flipped, resized by ``scale`` and placed at ``offset`` on
+    its own canvas size (cropped / padded with 0): Simple Copy-Paste's jitter of the destination
+    image. Objects left with fewer than ``MIN_PIXELS`` visible pixels leave the target; the others
+    get their new boxes, masks and ``area`` (as :func:`paste_objects`); ``occlusion`` is kept
+    (truncation at the canvas edge is not occlusion)."""
+    H, W = img.shape[-2:]
+    every = torch.ones(len(target["labels"]), dtype=torch.bool)
+    placed, objects, boxes, masks, kept_share = place_objects(img, target, every, scale, flip, offset, (H, W))
+    out = dict(objects)
+    out["boxes"] = tv_tensors.BoundingBoxes(boxes.float(), format="XYXY", canvas_size=(H, W))
+    out["area"] = _scaled_area(objects["area"], objects["boxes"], boxes, scale * scale * kept_share)
+    if "masks" in target:
+        out["masks"] = tv_tensors.Mask(masks.to(torch.uint8))
+    return placed.to(img.dtype), out
+
+
 def paste_objects(dst_img: torch.Tensor, dst_t: dict, src_img: torch.Tensor, src_t: dict, pick,
                   scale: float = 1.0, flip: bool = False, offset: tuple[int, int] = (0, 0),
-                  min_visible: float = 0.05) -> tuple[torch.Tensor, dict, dict]:
+                  min_visible: float = 0.0) -> tuple[torch.Tensor, dict, dict]:
     """Paste the objects ``pick`` (bool mask or indices) of ``(src_img, src_t)`` onto
     ``(dst_img, dst_t)``; returns ``(image, target, stats)``.
 
@@ -81,44 +150,8 @@ def paste_objects(dst_img: torch.Tensor, dst_t: dict, src_img: torch.Tensor, src
     with_masks = "masks" in dst_t and "masks" in src_t
     if ("masks" in dst_t) != ("masks" in src_t):
         raise ValueError("copy-paste: source and destination targets must both have masks or neither")
-    src = select_objects(src_t, pick)
     stats = {"pasted": 0, "dropped": 0}
-    if len(src["labels"]) == 0:
-        return dst_img, dst_t, stats
-
-    # the source's geometry: flip, scale, then crop / pad onto the destination canvas
-    h, w = src_img.shape[-2:]
-    img, boxes = tv_tensors.Image(src_img), src["boxes"]
-    masks = src["masks"] if with_masks else None
-    if flip:
-        img, boxes = TF.horizontal_flip(img), TF.horizontal_flip(boxes)
-        masks = TF.horizontal_flip(masks) if with_masks else None
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    if (nh, nw) != (h, w):
-        img = TF.resize(img, [nh, nw], antialias=True).clamp_(0.0, 1.0)
-        boxes = TF.resize(boxes, [nh, nw])
-        masks = TF.resize(masks, [nh, nw]) if with_masks else None
-    sized_boxes = boxes.as_subclass(torch.Tensor).clone()
-    top, left = -int(offset[0]), -int(offset[1])
-    img = TF.crop(img, top, left, H, W).as_subclass(torch.Tensor)
-    boxes = TF.crop(boxes, top, left, H, W)  # clamped to the canvas
-    if with_masks:
-        sized_pixels = masks.as_subclass(torch.Tensor).flatten(1).sum(1).float()
-        masks = TF.crop(masks, top, left, H, W).as_subclass(torch.Tensor).bool()
-        pixels = masks.flatten(1).sum(1).float()
-        keep = pixels >= MIN_PIXELS
-        masks, pixels, sized_pixels = masks[keep], pixels[keep], sized_pixels[keep]
-        new_boxes = tight_boxes(masks)
-        kept_share = pixels / sized_pixels
-    else:
-        b = boxes.as_subclass(torch.Tensor)
-        box_area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]) & (box_area >= MIN_PIXELS)
-        new_boxes = b[keep]
-        masks = box_pixels(new_boxes, (H, W))
-        sb = sized_boxes[keep]
-        kept_share = box_area[keep] / ((sb[:, 2] - sb[:, 0]) * (sb[:, 3] - sb[:, 1]))
-    src = select_objects(src, keep)
+    img, src, new_boxes, masks, kept_share = place_objects(src_img, src_t, pick, scale, flip, offset, (H, W))
     n_new = len(src["labels"])
     if n_new == 0:
         return dst_img, dst_t, stats
@@ -173,8 +206,16 @@ class CopyPaste(Method):
     random offset (cropped / padded to the destination's size, as the paper's jitter crops /
     pads); then each of its objects is pasted with probability ``paste_p`` using its instance
     mask, or its box rectangle when the set has no masks (VOC, COCO boxes). See
-    :func:`paste_objects` for what happens to boxes, masks, ``occlusion`` and ``area``; the
-    destination image itself is not jittered (the track's protocol augmentation handles it).
+    :func:`paste_objects` for what happens to boxes, masks, ``occlusion`` and ``area``. As in the
+    paper both images are jittered, each with its own draw: the destination too is flipped (when
+    ``flip``), rescaled and placed at a random offset on its canvas (:func:`jitter_scene`) before the
+    paste (``jitter_destination``, default on; off gives version 1's source-only jitter).
+
+    Occlusion: a destination object that the paste leaves with fewer than ``max(MIN_PIXELS,
+    min_visible * its visible pixels)`` is dropped. The paper removes only fully occluded objects:
+    ``min_visible`` 0 (the default since version 2; version 1 dropped objects below 5 % visible)
+    keeps every object with at least ``MIN_PIXELS`` (4) visible pixels -- fewer than that is a
+    box no detector here can localise, so imbench drops it as fully occluded.
 
     ``rare_only``: paste only objects of the recipe's minority classes (``ctx.minority``; the
     LVIS-style rare group when the recipe names none), the class-aware variant long-tail
@@ -193,8 +234,9 @@ class CopyPaste(Method):
     summary = "Simple Copy-Paste: paste masked objects of another batch image, scale jittered 0.5-1.5"
     reference = ("Ghiasi, Cui, Srinivas, Qian, Lin, Cubuk, Le & Zoph, Simple Copy-Paste is a Strong Data "
                  "Augmentation Method for Instance Segmentation, CVPR 2021")
-    defaults = {"paste_p": 0.5, "scale_min": 0.5, "scale_max": 1.5, "flip": False, "min_visible": 0.05,
-                "rare_only": False}
+    defaults = {"paste_p": 0.5, "scale_min": 0.5, "scale_max": 1.5, "flip": False, "min_visible": 0.0,
+                "rare_only": False, "jitter_destination": True}
+    version = 2  # both images jittered, objects dropped only when (nearly) fully occluded
 
     _gen: torch.Generator | None = None
 
@@ -233,17 +275,15 @@ class CopyPaste(Method):
         out_i, out_t = [], []
         for i in range(n):
             j = (i + 1 + int(torch.randint(n - 1, (1,), generator=g))) % n
-            scale = lo + (hi - lo) * float(torch.rand(1, generator=g))
-            flip = bool(torch.rand(1, generator=g) < 0.5) and bool(p["flip"])
-            u = torch.rand(2, generator=g).tolist()
+            scale, flip, offset = self._jitter(images[i].shape[-2:], images[j].shape[-2:], g)
             labels = targets[j]["labels"]
             pick = torch.rand(len(labels), generator=g) < float(p["paste_p"])
             if classes is not None:
                 pick &= torch.isin(labels, classes)
-            (H, W), (h, w) = images[i].shape[-2:], images[j].shape[-2:]
-            offset = tuple(_offset(u_k, size, round(src * scale))
-                           for u_k, size, src in zip(u, (H, W), (h, w)))
-            img, t, stats = paste_objects(images[i], targets[i], images[j], targets[j], pick, scale, flip,
+            dst_img, dst_t = images[i], targets[i]
+            if p["jitter_destination"]:
+                dst_img, dst_t = jitter_scene(dst_img, dst_t, *self._jitter(dst_img.shape[-2:], dst_img.shape[-2:], g))
+            img, t, stats = paste_objects(dst_img, dst_t, images[j], targets[j], pick, scale, flip,
                                           offset, float(p["min_visible"]))
             out_i.append(img)
             out_t.append(t)
@@ -252,6 +292,16 @@ class CopyPaste(Method):
         ctx.note("copy_paste", dict(self._stats))
         return out_i, out_t
 
+
+    def _jitter(self, canvas, source, g: torch.Generator) -> tuple[float, bool, tuple[int, int]]:
+        """One large-scale-jitter draw: a scale in ``[scale_min, scale_max]``, a flip (only when
+        ``flip``) and a uniform offset of the ``source``-sized image rescaled on the ``canvas``."""
+        lo, hi = float(self.params["scale_min"]), float(self.params["scale_max"])
+        scale = lo + (hi - lo) * float(torch.rand(1, generator=g))
+        flip = bool(torch.rand(1, generator=g) < 0.5) and bool(self.params["flip"])
+        u = torch.rand(2, generator=g).tolist()
+        offset = tuple(_offset(u_k, size, round(src * scale)) for u_k, size, src in zip(u, canvas, source))
+        return scale, flip, offset
 
     def _augment_regions(self, batch, ctx: Context):
         x, y = batch
@@ -262,7 +312,8 @@ class CopyPaste(Method):
         p = self.params
         x, y, n = paste_regions(x, y, torch.tensor(rare, dtype=torch.int64), self._gen, paste_p=float(p["paste_p"]),
                                 scale_min=float(p["scale_min"]), scale_max=float(p["scale_max"]),
-                                ignore_index=int(ctx.ignore_index if ctx.ignore_index is not None else 255))
+                                ignore_index=int(ctx.ignore_index if ctx.ignore_index is not None else 255),
+                                jitter_destination=bool(p["jitter_destination"]))
         self._stats["pasted"] += n
         ctx.note("copy_paste", {"regions_pasted": self._stats["pasted"], "classes": rare})
         return x, y

@@ -4,9 +4,11 @@ image pasted into another, after Ghiasi et al. 2021's Simple Copy-Paste.
 For each image ``i`` of a batch another image ``j`` is drawn (seeded); ``j`` and its label map are
 scale-jittered (a factor in ``[scale_min, scale_max]``; bilinear for the image, nearest for the
 labels) and placed at a uniform random offset (cropped / padded to ``i``'s size, as the paper's
-jitter crops / pads); then each pasteable class present in the placed map is chosen with
-probability ``paste_p`` and all its pixels overwrite ``i``'s image and labels. Void pixels and
-padding are never pasted. The pasted labels are exact (they are the source's own labels).
+jitter crops / pads); ``i`` itself is jittered the same way with its own draw first
+(``jitter_destination``, as the paper jitters both images; its padding becomes void pixels); then
+each pasteable class present in the placed map is chosen with probability ``paste_p`` and all its
+pixels overwrite ``i``'s image and labels. Void pixels and padding are never pasted. The pasted
+labels are exact (they are the source's own labels).
 """
 from __future__ import annotations
 
@@ -46,7 +48,8 @@ def placed(img: torch.Tensor, lab: torch.Tensor, scale: float, offset: tuple[int
 
 
 def paste_regions(x: torch.Tensor, y: torch.Tensor, classes: torch.Tensor, gen: torch.Generator, *,
-                  paste_p: float, scale_min: float, scale_max: float, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+                  paste_p: float, scale_min: float, scale_max: float, ignore_index: int,
+                  jitter_destination: bool = False) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The batch ``(x, y)`` with regions pasted (see the module docstring); returns the new batch and
     the number of class regions pasted."""
     n = len(x)
@@ -57,13 +60,17 @@ def paste_regions(x: torch.Tensor, y: torch.Tensor, classes: torch.Tensor, gen: 
     classes = classes.to(y.device)
     pasted = 0
     H, W = y.shape[-2:]
-    for i in range(n):
-        j = (i + 1 + int(torch.randint(n - 1, (1,), generator=gen))) % n
+
+    def draw(h: int, w: int) -> tuple[float, tuple[int, int]]:
         scale = scale_min + (scale_max - scale_min) * float(torch.rand(1, generator=gen))
         u = torch.rand(2, generator=gen).tolist()
-        h, w = src_y[j].shape
-        offset = (uniform_offset(u[0], H, round(h * scale)), uniform_offset(u[1], W, round(w * scale)))
-        img, lab = placed(src_x[j], src_y[j], scale, offset, (H, W), ignore_index)
+        return scale, (uniform_offset(u[0], H, round(h * scale)), uniform_offset(u[1], W, round(w * scale)))
+
+    for i in range(n):
+        j = (i + 1 + int(torch.randint(n - 1, (1,), generator=gen))) % n
+        if jitter_destination:
+            x[i], y[i] = placed(src_x[i], src_y[i], *draw(H, W), (H, W), ignore_index)
+        img, lab = placed(src_x[j], src_y[j], *draw(*src_y[j].shape), (H, W), ignore_index)
         present = [c for c in classes.tolist() if bool((lab == c).any())]
         pick = torch.rand(len(present), generator=gen) < paste_p
         chosen = [c for c, k in zip(present, pick.tolist()) if k]

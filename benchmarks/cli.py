@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--split-seed", type=int, help="seed of the stratified test split of single-split sources (default 0)")
     run.add_argument("--image-size", type=int, help="detection/segmentation: resize images (digit-scenes: the "
                                                     "canvas side; real sets: the longer side) for a CPU")
+    run.add_argument("--validation", help="a fraction F of the recipe's training set to carve out (seeded, "
+                                          "stratified): the cells train on the rest and are evaluated on it "
+                                          "instead of the test split (choosing defaults; `imbench run select`)")
     run.add_argument("--recipe", help="recipe spec(s) name[:key=value...], comma-separated")
     run.add_argument("--ir", help="imbalance ratio(s), e.g. 10,50 (sets the recipes' ir)")
     run.add_argument("--methods", help="method spec(s) name[:key=value...], hybrids a+b, or all|baseline|gan")
@@ -60,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "e.g. 0,1,2 or 0-4")
     run.add_argument("--subset-seed", help="seed(s) of which images the recipe keeps (default 0: one fixed "
                                            "subset, paired across methods and training seeds)")
-    run.add_argument("--profile", help="smoke | quick | paper | PROFILE.yaml")
+    run.add_argument("--profile", help="smoke | quick | standard | paper | curves | PROFILE.yaml")
     run.add_argument("--budget-unit", help="steps (every method makes erm's optimizer steps) | epochs "
                                            "(epochs over each method's own set); overrides the profile")
     run.add_argument("--precision", help="auto (bf16 where the device computes it natively, else fp32) | bf16 | "
@@ -167,6 +170,7 @@ def cmd_run(args) -> int:
         profile=args.profile, split_seed=args.split_seed, blend=args.blend, budget_unit=args.budget_unit,
         image_size=args.image_size, budget_scale=_floats(args.budget_scale, "--budget-scale"),
         precision=args.precision, gan_steps=_csv(args.gan_steps),
+        validation=None if args.validation is None else _floats(args.validation, "--validation")[0],
     )
     notes: list[str] = []
     planned = expand(suite, overrides, notes)

@@ -7,7 +7,9 @@ or ``{name: smote+ldam-drw, smote: {k_neighbors: 3}}``, or ``all`` / ``baseline`
 ``models``, ``budget_scale`` (a number or a list: multiplies the profile's training budget, see
 ``tasks.schedule.epoch_plan``; a list is a grid axis), ``gan_steps`` (a list: the generator
 updates of the generative methods' cells, a grid axis), ``seeds`` (training randomness),
-``subset_seeds`` (which images the recipe keeps; default ``[0]``), ``split_seed`` and a ``profile``. A method that does not support a grid's track
+``subset_seeds`` (which images the recipe keeps; default ``[0]``), ``split_seed``, ``validation`` (a
+fraction: the cells train without that share of the training set and are evaluated on it instead of
+the test split -- what defaults are chosen on) and a ``profile``. A method that does not support a grid's track
 is left out of ``all``; named explicitly, it is an error. ``skip_undertrained: true`` leaves out the
 cells of generative methods whose generator budget the profile lists as under-trained (``gan:
 undertrained``: a row that judges an untrained generator gives no verdict); methods named with
@@ -110,6 +112,7 @@ class Overrides:
     budget_scale: list[float] | None = None
     precision: str | None = None
     gan_steps: list[int] | None = None
+    validation: float | None = None
 
 
 def _listify(v) -> list:
@@ -293,7 +296,7 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
             # the grid's data settings (image_size, split_seed) and recipes are for the grid's own
             # datasets; a dataset named on the command line stays as given unless flags say otherwise
             own = d in grid_datasets
-            dataset_extra = _image_size(grid if own else {}, ov, tr)
+            dataset_extra = {**_image_size(grid if own else {}, ov, tr), **_validation(grid, ov)}
             split_seed = ov.split_seed if ov.split_seed is not None else (int(grid.get("split_seed", 0)) if own else 0)
             d_recipes = recipes if (own or o_recipes) else _recipes_for(d, recipes, tr, notes)
             for (rname, rparams), model, scale, method, subset, seed in itertools.product(
@@ -425,6 +428,22 @@ def _image_size(grid: dict, ov: Overrides, track) -> dict:
     if size < 16:
         raise UsageError(f"image_size must be at least 16 pixels, got {size}")
     return {"image_size": size}
+
+
+def _validation(grid: dict, ov: Overrides) -> dict:
+    """``{"validation": F}`` when ``--validation`` or the grid's ``validation`` names a fraction in
+    (0, 1): the cells train without that share of the recipe's training set and are evaluated on it
+    instead of the test split (``data_recipes/validation.py``); 0 or absent: ``{}``."""
+    value = ov.validation if ov.validation is not None else grid.get("validation")
+    if value is None:
+        return {}
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"validation must be a fraction of the training set, got {value!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise UsageError(f"validation must be a fraction in [0, 1) of the training set, got {value:g}")
+    return {"validation": value} if value > 0 else {}
 
 
 def _ints(value, what: str) -> list[int]:

@@ -272,14 +272,14 @@ def commands_from_records(records: Iterable[dict], out: str | Path | None = None
         key = (r.get("track") or cfg.get("track"), ds.get("name") or r.get("dataset"), ds.get("split_seed", 0),
                spec, r.get("model") or cfg.get("model"), prof.get("name") or r.get("profile"),
                budget.get("budget_unit"), ds.get("image_size"), budget.get("budget_scale"), budget.get("precision"),
-               gan_steps)
+               gan_steps, ds.get("validation"))
         entry = per_method.setdefault(key, OrderedDict()).setdefault(method, {"seeds": set(), "subset": set(), "irs": []})
         entry["seeds"].add(int(r.get("seed", cfg.get("seed", 0))))
         entry["subset"].add(int(r.get("subset_seed", cfg.get("subset_seed", 0)) or 0))
         if ir is not None and ir not in entry["irs"]:
             entry["irs"].append(ir)
     commands = []
-    for (track, dataset, split_seed, spec, model, profile, unit, size, scale, precision, gan_steps), methods \
+    for (track, dataset, split_seed, spec, model, profile, unit, size, scale, precision, gan_steps, validation), methods \
             in per_method.items():
         groups: OrderedDict[tuple, list[str]] = OrderedDict()
         for method, e in methods.items():
@@ -297,6 +297,8 @@ def commands_from_records(records: Iterable[dict], out: str | Path | None = None
                 args += ["--budget-unit", str(unit)]
             if size is not None:
                 args += ["--image-size", str(size)]
+            if validation:
+                args += ["--validation", f"{float(validation):g}"]
             if scale is not None:
                 args += ["--budget-scale", f"{float(scale):g}"]
             if precision:

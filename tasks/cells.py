@@ -8,11 +8,13 @@ from pathlib import Path
 import torch
 
 from ..benchmarks.contract import Context
+from ..data_recipes.validation import carve
 
 
 def load_cell_data(cell: dict, runtime: dict, load, apply, **load_extra):
     """``(source, imbalanced split)``: ``load(name, ...)`` the track's (cached) source, refuse data
-    that changed on disk since the run was planned, then ``apply`` the recipe (pure, seeded)."""
+    that changed on disk since the run was planned, then ``apply`` the recipe (pure, seeded); with the dataset's ``validation: F``, carve the
+    validation split the cell is trained without and evaluated on (``data_recipes/validation.py``)."""
     ds = cell["dataset"]
     source = load(ds["name"], data_root=runtime.get("data_root"), data_path=runtime.get("data_path"),
                   download=bool(runtime.get("download")), split_seed=ds.get("split_seed", 0),
@@ -21,7 +23,11 @@ def load_cell_data(cell: dict, runtime: dict, load, apply, **load_extra):
     if expected is not None and source.info.get("fingerprint") != expected:
         raise RuntimeError(f"the data of {ds['name']} changed on disk since the run was planned "
                            f"(fingerprint {source.info.get('fingerprint')}, planned {expected})")
-    return source, apply(source, cell["recipe"]["name"], cell["recipe"]["params"], cell.get("subset_seed", 0))
+    imb = apply(source, cell["recipe"]["name"], cell["recipe"]["params"], cell.get("subset_seed", 0))
+    if ds.get("validation"):
+        # a validation cell: trained on the rest of the training set, evaluated on the carved split
+        imb = carve(imb, float(ds["validation"]), int(cell.get("subset_seed", 0)))
+    return source, imb
 
 
 def cell_context(track: str, cell: dict, runtime: dict, source, imb, progress, **counts) -> Context:
@@ -37,7 +43,8 @@ def cell_context(track: str, cell: dict, runtime: dict, source, imb, progress, *
                   "dataset": cell["dataset"], "recipe": cell["recipe"],
                   "subset_seed": cell.get("subset_seed", 0), "seed": seed},
         artifacts_dir=Path(runtime["out"]) / "samples" if runtime.get("out") else None,
-        artifact_stem=runtime.get("record_stem", "cell"), test=imb.test, **counts,
+        artifact_stem=runtime.get("record_stem", "cell"), test=imb.test,
+        val=imb.test if cell["dataset"].get("validation") else None, **counts,
     )
 
 

@@ -286,3 +286,40 @@ def test_leaderboard_marks_an_undertrained_generator(cli, tmp_path):
     assert board.set_index("method")["undertrained"].to_dict() == {"erm": False, "cvae": True}
     text = format_table(board)
     assert "| cvae (under-trained generator) |" in text and "judges an under-trained generator" in text
+
+
+def test_skip_undertrained_leaves_out_the_generators_the_profile_lists_unless_named():
+    from imbench.benchmarks.suite import Overrides, expand, load_suite
+
+    grid = {"track": "classification", "datasets": ["digits"], "recipes": [{"name": "longtail", "ir": 10}],
+            "methods": ["erm", "acgan", "cgan", "wgan-gp"], "seeds": [0], "profile": "quick",
+            "skip_undertrained": True}
+    notes: list[str] = []
+    cells = expand({"grids": [grid]}, Overrides(), notes)
+    assert [c["method"]["name"] for c in cells] == ["erm", "acgan"]  # cgan and wgan-gp: under-trained at quick
+    assert len(notes) == 1 and "left out cgan, wgan-gp" in notes[0]
+    named = expand({"grids": [grid]}, Overrides(methods=["cgan"]))
+    assert [c["method"]["name"] for c in named] == ["cgan"] and named[0]["profile"]["budget"]["gan"]["undertrained"]
+    forced = expand({"grids": [grid]}, Overrides(gan_steps=[6400]))
+    assert [c["method"]["name"] for c in forced] == ["erm", "acgan", "cgan", "wgan-gp"]
+    # the bare suite runs no row that judges an under-trained generator; standard runs every method
+    bare = [c for c in expand(load_suite(None), Overrides()) if c["track"] == "classification"]
+    assert not any((c["profile"]["budget"].get("gan") or {}).get("undertrained") for c in bare)
+    standard = {c["method"]["name"] for c in expand(load_suite("standard"), Overrides())
+                if c["track"] == "classification"}
+    assert {"cgan", "cyclegan", "dcgan", "wgan-gp"} <= standard
+
+
+def test_quick_detection_and_segmentation_budgets_are_the_curves_x4():
+    """quick's detection and segmentation budgets are 4x the `curves` base (the budget rule's pick),
+    with the warm-up and the lr step at the same fractions of training."""
+    from imbench.benchmarks.profiles import budget
+
+    for track in ("detection", "segmentation"):
+        base, quick = budget("curves", track), budget("quick", track)
+        assert quick["epochs"] == 4 * base["epochs"]
+        assert quick.get("warmup_epochs", 0) == 4 * base.get("warmup_epochs", 0)
+        assert {4 * k: v for k, v in base["lr_steps"].items()} == quick["lr_steps"]
+        assert {k: v for k, v in quick.items() if k not in ("epochs", "warmup_epochs", "lr_steps")} == \
+            {k: v for k, v in base.items() if k not in ("epochs", "warmup_epochs", "lr_steps")}
+    assert budget("curves", "classification") == budget("quick", "classification")

@@ -8,7 +8,8 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from imbench.baselines.copy_paste import MIN_PIXELS, CopyPaste, box_pixels, paste_objects, tight_boxes
+from imbench.baselines.copy_paste import (MIN_PIXELS, CopyPaste, box_pixels, jitter_scene, paste_objects,
+                                          tight_boxes)
 from imbench.baselines.random_erasing import RandomErasing
 from imbench.benchmarks.contract import UsageError
 from imbench.data_recipes.sceneset import make_target
@@ -126,12 +127,59 @@ def test_augment_counts_synthetic_objects_and_keeps_images():
     for a, b, t in zip(out_i, images, out_t):
         assert a.shape == b.shape and a.dtype == b.dtype and a.min() >= 0 and a.max() <= 1
         _assert_consistent(a, t)
-    _, none = CopyPaste(paste_p=0.0).augment((images, targets), ctx)
+    _, none = CopyPaste(paste_p=0.0, jitter_destination=False).augment((images, targets), ctx)
     assert all(torch.equal(t["boxes"], u["boxes"]) and not t["synthetic"].any() for t, u in zip(none, targets))
     rare = tiny_scene_context(train)
     _, only = CopyPaste(paste_p=1.0, rare_only=True).augment((images, targets), rare)
     labels = torch.cat([t["labels"][t["synthetic"]] for t in only])
     assert len(labels) > 0 and set(labels.tolist()) <= set(rare.minority)
+
+
+def test_jitter_scene_matches_torchvision_geometry_and_drops_what_leaves_the_canvas():
+    img, t = _scene([(2, 2, 10, 8, 0, 0.5), (20, 18, 30, 30, 1, 0.7)])
+    img = img + torch.linspace(0, 0.05, S)
+    same_img, same_t = jitter_scene(img, t, 1.0, False, (0, 0))
+    assert torch.equal(same_img, img) and torch.equal(same_t["boxes"], t["boxes"])
+    assert torch.equal(same_t["masks"], t["masks"]) and torch.equal(same_t["area"], t["area"])
+    # x2, shifted so that the first object leaves the canvas
+    out_img, out_t = jitter_scene(img, t, 2.0, False, (-30, -30))
+    _assert_consistent(out_img, out_t)
+    big = TF.resize(img, [64, 64], antialias=True).clamp(0, 1)
+    assert torch.equal(out_img, big[:, 30:30 + S, 30:30 + S])
+    big_masks = TF.resize(tv_tensors.Mask(t["masks"]), [64, 64])[:, 30:30 + S, 30:30 + S]
+    assert out_t["labels"].tolist() == [1] and torch.equal(out_t["masks"][0], big_masks[1])
+    assert out_t["boxes"].as_subclass(torch.Tensor).tolist() == [[10.0, 6.0, 30.0, 30.0]]
+    assert torch.equal(out_t["occlusion"], t["occlusion"][1:])  # truncation is not occlusion
+    # a shrink pads with zeros
+    small_img, _ = jitter_scene(img, t, 0.5, False, (16, 16))
+    assert (small_img[:, :16] == 0).all() and (small_img[:, :, :16] == 0).all()
+
+
+def test_copy_paste_jitters_the_destination_too():
+    train = tiny_sceneset()
+    images, targets = _batch(train)
+    ctx = tiny_scene_context(train)
+    out_i, out_t = CopyPaste(paste_p=0.0).augment((images, targets), ctx)  # nothing pasted: only the jitter
+    assert sum(not torch.equal(a, b) for a, b in zip(out_i, images)) >= len(images) // 2
+    for a, t in zip(out_i, out_t):
+        _assert_consistent(a, t)
+        assert not t["synthetic"].any()
+    still_i, _ = CopyPaste(paste_p=0.0, jitter_destination=False).augment((images, targets), ctx)
+    assert all(torch.equal(a, b) for a, b in zip(still_i, images))
+
+
+def test_paste_drops_only_fully_occluded_objects():
+    # a 20x10 destination object (200 px); the paste covers all its columns but the last, and
+    # part of that one: 6 pixels (3 %) or 2 pixels (1 %) stay visible
+    for covered_rows, visible in ((4, 6), (8, 2)):
+        dst_img, dst_t = _scene([(4, 4, 24, 14, 0, 0.5)])
+        src_img, src_t = _scene([(0, 0, 23, 16, 1, 0.9), (23, 4, 24, 4 + covered_rows, 2, 0.8)], seed=1)
+        _, paper, _ = paste_objects(dst_img, dst_t, src_img, src_t, [0, 1])
+        _, v1, _ = paste_objects(dst_img, dst_t, src_img, src_t, [0, 1], min_visible=0.05)
+        assert (0 in paper["labels"].tolist()) == (visible >= MIN_PIXELS)  # kept unless (nearly) fully hidden
+        assert 0 not in v1["labels"].tolist()  # version 1: dropped below 5 % visible
+        if visible >= MIN_PIXELS:
+            assert paper["boxes"].as_subclass(torch.Tensor)[0].tolist() == [23.0, 4 + covered_rows, 24.0, 14.0]
 
 
 def test_copy_paste_is_deterministic_for_a_seed():

@@ -60,6 +60,9 @@ class Context:
     None when the cell is not run by the runner; ``test`` the cell's evaluation split (in the
     recipe's label space) for *assessing generated samples only* (CAS: train on generated, test
     on real) -- a method must never train the benchmarked model on it; None outside the runner;
+    ``val`` the validation split a cell with ``validation: F`` carved from the recipe's training
+    set (``data_recipes/validation.py``; it trains on the rest) -- such a cell is evaluated on it, so
+    ``test`` is that same split and the test split never reaches it; None in every other cell;
     ``model_info`` what the track says of the model a method adapts or whose loss it replaces
     (detection: ``{"name", "head": "sigmoid" | "softmax"}``); ``ignore_index`` the label of void
     pixels that no loss may count (segmentation; None elsewhere).
@@ -86,6 +89,7 @@ class Context:
     artifacts_dir: Path | None = None
     artifact_stem: str = "cell"
     test: Any = None
+    val: Any = None
     model_info: dict = field(default_factory=dict)
     ignore_index: int | None = None
 

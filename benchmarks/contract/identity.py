@@ -68,9 +68,11 @@ def spec_label(name: str, params: dict, defaults: dict, always: tuple[str, ...] 
 
 
 def dataset_label(dataset: dict) -> str:
-    """The dataset's name; ``split_seed`` when it is not the default 0 and ``image_size`` when set."""
+    """The dataset's name; ``split_seed`` when it is not the default 0, ``image_size`` when set and
+    ``validation`` (the fraction carved from training to evaluate on instead of test) when set."""
     extra = [f"split_seed={dataset['split_seed']}"] if dataset.get("split_seed", 0) else []
     extra += [f"image_size={dataset['image_size']}"] if dataset.get("image_size") is not None else []
+    extra += [f"validation={format_value(float(dataset['validation']))}"] if dataset.get("validation") else []
     return dataset["name"] if not extra else f"{dataset['name']}({','.join(extra)})"
 
 

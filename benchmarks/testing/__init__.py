@@ -69,10 +69,11 @@ def check_method(cls: type[Method], track: str | None = None) -> None:
 
 def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str | None = None, ir: float = 10.0,
                    plugins: tuple[str, ...] = (), seed: int = 0, track: str = "classification",
-                   recipe_params: dict | None = None) -> dict:
+                   recipe_params: dict | None = None, grid: dict | None = None) -> dict:
     """Run one real cell of ``track`` (classification: digits, long-tail, small-cnn; detection:
     digit-scenes, rare-class, fcos -- or the first model the method runs with; segmentation:
-    digit-scenes at 32 px, rare-pixels, unet; smoke profile, CPU) and return its record."""
+    digit-scenes at 32 px, rare-pixels, unet; smoke profile, CPU) and return its record. ``grid``:
+    further grid keys (e.g. ``{"validation": 0.2}``)."""
     from ..benchmarks.composite import Composite
     from ..benchmarks.plugins import METHODS, load_methods, method_class, register_method
     from ..benchmarks.contract.records import read_record
@@ -95,7 +96,7 @@ def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str | None 
     suite = {"name": "contract", "grids": [{"track": track, "datasets": smoke["datasets"],
              "recipes": [recipe_entry], "methods": [method], "models": models,
              "seeds": [seed], "profile": "smoke",
-             **({"image_size": smoke["image_size"]} if "image_size" in smoke else {})}]}
+             **({"image_size": smoke["image_size"]} if "image_size" in smoke else {}), **(grid or {})}]}
     runtime = {"out": str(out), "device": "cpu", "plugins": list(plugins)}
     (cell,) = validate(expand(suite, Overrides()), runtime)
     summary = execute_cell(cell, runtime)

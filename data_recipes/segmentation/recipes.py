@@ -109,7 +109,7 @@ def apply_seg_recipe(source: Source, name: str, params: dict | None, seed: int) 
         minority = _composed_minority(name, list(imb.minority), train.num_classes)
         extra = {"scene_recipe": scene, "object_counts": imb.counts,
                  **{k: v for k, v in imb.info.items()
-                    if k in ("asked", "reached", "profile", "minority_buckets", "empty_asked",
+                    if k in ("asked", "reached", "profile", "class_order", "minority_buckets", "empty_asked",
                              "foreground_images", "size_buckets", "occlusion_buckets")}}
     counts = train.pixel_counts()
     if not sum(counts):
