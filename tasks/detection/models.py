@@ -122,51 +122,6 @@ class ImbFCOSHead(_LossSlot, FCOSHead):
         return losses
 
 
-class ImbFCOS(FCOS):
-    """torchvision's FCOS with its scale ranges scaled by ``range_scale``: a location of level l
-    (anchor size = stride s_l) is responsible for an object when the largest of its distances to
-    the box's sides lies in ``(4 s_l r, 8 s_l r)`` (level 0 from 0, the last level to infinity),
-    ``r = range_scale``. torchvision's ``r = 1`` gives the small backbone (strides 4, 8, 16) the
-    ranges [0, 32), (32, 64), (64, inf): on 64-128 px canvases every digit (sides 4-32 px, largest
-    distance at most its side) fell to the stride-4 level and the upper levels never saw a
-    positive. :func:`build_fcos` sets ``r`` from the input size (see there). Otherwise the
-    matching is torchvision's (center sampling at 1.5 strides, the smallest box wins); at ``r = 1``
-    it is torchvision's exactly (tested)."""
-
-    range_scale: float = 1.0
-
-    def compute_loss(self, targets: list[dict[str, Tensor]], head_outputs: dict[str, Tensor],
-                     anchors: list[Tensor], num_anchors_per_level: list[int]) -> dict[str, Tensor]:
-        matched_idxs = []
-        for anchors_per_image, targets_per_image in zip(anchors, targets):
-            if targets_per_image["boxes"].numel() == 0:
-                matched_idxs.append(torch.full((anchors_per_image.size(0),), -1, dtype=torch.int64,
-                                               device=anchors_per_image.device))
-                continue
-            gt_boxes = targets_per_image["boxes"]
-            gt_centers = (gt_boxes[:, :2] + gt_boxes[:, 2:]) / 2
-            anchor_centers = (anchors_per_image[:, :2] + anchors_per_image[:, 2:]) / 2
-            anchor_sizes = anchors_per_image[:, 2] - anchors_per_image[:, 0]
-            match = (anchor_centers[:, None, :] - gt_centers[None, :, :]).abs_().max(dim=2).values \
-                < self.center_sampling_radius * anchor_sizes[:, None]
-            x, y = anchor_centers.unsqueeze(dim=2).unbind(dim=1)
-            x0, y0, x1, y1 = gt_boxes.unsqueeze(dim=0).unbind(dim=2)
-            dist = torch.stack([x - x0, y - y0, x1 - x, y1 - y], dim=2)
-            match &= dist.min(dim=2).values > 0
-            lower = anchor_sizes * (4 * self.range_scale)
-            lower[: num_anchors_per_level[0]] = 0
-            upper = anchor_sizes * (8 * self.range_scale)
-            upper[-num_anchors_per_level[-1]:] = float("inf")
-            dist = dist.max(dim=2).values
-            match &= (dist > lower[:, None]) & (dist < upper[:, None])
-            areas = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
-            match = match.to(torch.float32) * (1e8 - areas[None, :])
-            best, matched = match.max(dim=1)
-            matched[best < 1e-5] = -1
-            matched_idxs.append(matched)
-        return self.head.compute_loss(targets, head_outputs, anchors, matched_idxs)
-
-
 def _matched_classes(labels: Tensor, matched: Tensor) -> Tensor:
     """Per-anchor classes: the matched object's label, -1 for background, -2 between thresholds."""
     out = labels[matched.clip(min=0)] if len(labels) else matched.new_zeros(matched.shape)
@@ -308,24 +263,9 @@ def build_fcos(num_classes: int, in_channels: int, image_size: int, mean, std, b
     sizes = tuple((base * 2 ** i,) for i in range(levels))  # one size per level = its stride, as torchvision
     anchors = AnchorGenerator(sizes=sizes, aspect_ratios=((1.0,),) * levels)
     head = ImbFCOSHead(bb.out_channels, 1, num_classes, num_convs=2 if backbone == "small" else 4)
-    model = ImbFCOS(bb, num_classes, anchor_generator=anchors, head=head, score_thresh=0.05,
-                    detections_per_img=100, topk_candidates=200, **_common(image_size, mean, std))
-    model.range_scale = fcos_range_scale(image_size, backbone)
+    model = FCOS(bb, num_classes, anchor_generator=anchors, head=head, score_thresh=0.05,
+                 detections_per_img=100, topk_candidates=200, **_common(image_size, mean, std))
     return Detector(model, "fcos", "sigmoid")
-
-
-FCOS_REFERENCE_SIZE = 256  # the canvas on which torchvision's FCOS ranges suit the small backbone's strides
-
-
-def fcos_range_scale(image_size: int, backbone: str) -> float:
-    """``ImbFCOS.range_scale`` for an input of ``image_size``: the small backbone's ranges shrink
-    with the canvas, ``min(1, image_size / 256)`` -- on a 64 px digit-scenes canvas 1/4, i.e. [0, 8),
-    (8, 16), (16, inf): small digits (sides 4-7) on the stride-4 level, medium ones (9-21) on
-    strides 4 and 8, large ones (25-32) on strides 8 and 16 (256 px: COCO's size buckets scaled
-    as the canvas is, ``area_ranges``). The ResNet-18 FPN keeps torchvision's ranges."""
-    if backbone != "small":
-        return 1.0
-    return min(1.0, float(image_size) / FCOS_REFERENCE_SIZE)
 
 
 def build_retinanet(num_classes: int, in_channels: int, image_size: int, mean, std,
