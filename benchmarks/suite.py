@@ -402,14 +402,16 @@ def _positive(values: list, what: str, whole: bool) -> list[float]:
 
 def _recipes_for(dataset: str, recipes: list[tuple[str, dict]], track, notes: list[str]) -> list[tuple[str, dict]]:
     """The grid's ``recipes`` for a dataset named on the command line: all of them where the
-    dataset can take them, else the dataset's default recipe (noted)."""
+    dataset takes every recipe (image sets), else -- a real scene or label-map set, which takes
+    only some -- the dataset's own default recipe (noted): the grid's recipes are made for the
+    grid's own data, and a real set named by its user runs as it is."""
     allowed = getattr(track.datasets().get(dataset), "recipes", None)
-    if allowed is None or all(name in allowed for name, _ in recipes):
+    if allowed is None:
         return recipes
     default = allowed[0]
-    left = sorted({name for name, _ in recipes if name not in allowed})
+    given = sorted({name for name, _ in recipes})
     notes.append(f"dataset {dataset} takes only {', '.join(allowed)} ({track.name}); the suite's "
-                 f"{', '.join(left)} left out for it: it runs {default} (name recipes with --recipe)")
+                 f"{', '.join(given)} are for its own data: it runs {default} (name recipes with --recipe)")
     return [(default, track.resolve_recipe(default, {}))]
 
 

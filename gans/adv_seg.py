@@ -39,15 +39,15 @@ The discriminator is that adversary with every width divided by eight (``width``
 resolution adds ~3.5 s to erm's ~6.7 s (same machine, under load).
 
 Selection of ``lam`` and ``encoding`` (the paper tunes ``lam`` per dataset, with networks far
-larger than ours), on a *validation* split, never the test split: digit-scenes 32 px, rare-pixels
-IR 10, quick profile, unet; a fixed seeded 20 % of the recipe's 391 training images (78, the same
-for every configuration and seed) is evaluated, the other 313 train; seeds 0-2; the default is the
-argmax of mean validation mIoU over ``{basic, scaling} x lam {0.01, 0.1, 0.5}`` (the same grid as
-``scgan``'s). Validation mIoU: erm 0.180; ``basic`` 0.179 / 0.161 / 0.147; ``scaling`` 0.182 /
-0.168 / 0.174 -- so ``scaling``, ``lam`` 0.01; every configuration is within seed noise of erm
-(std ~0.013) or below it. Rare-class IoU stays ~0 as erm's: the adversarial term asks for
-realistic label maps, not for the rare classes. (An earlier default, ``basic`` at 0.1, had been
-picked on the test split; on validation it is among the worst.) Cost per cell at the defaults
+larger than ours), on a *validation* split, never the test split, with the committed command
+``imbench run select`` (``benchmarks/suites/select.yaml``; README, "Choosing defaults"): digit-scenes
+32 px, rare-pixels IR 10, quick profile (600 steps), unet, a seeded stratified 20 % of the recipe's
+training images evaluated and the rest trained on, seeds 0-2, ``{basic, scaling} x lam {0.01, 0.1,
+0.5}`` (the same grid as ``scgan``'s). Validation mIoU: erm 0.469; ``scaling`` 0.473 / 0.437 /
+0.216, ``basic`` 0.474 / 0.391 / 0.211 -- so ``scaling`` at 0.01 stays (the best two are within
+noise, std ~0.04); every configuration is within noise of erm or below it: the adversarial term
+asks for realistic label maps, not for the rare classes. (An earlier default, ``basic`` at 0.1,
+had been picked on the test split.) Cost per cell at the defaults, at the former 150-step budget
 (``imbench run segmentation --methods erm,adv-seg,scgan``, 2 one-thread workers, seeds 0-2):
 rare-pixels 7.0-7.6 s (erm 4.3-5.0), fg-bg 5.4-5.7 s (erm 3.1-3.2) -- the discriminator's step on
 the batch's real and fake pairs, then the term's forward and backward.

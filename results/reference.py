@@ -91,6 +91,9 @@ def table(records: list[dict], track: str) -> str:
     head = track_info(recs, track)["headline"]
     rows = stats[stats["metric"] == head].copy()
     rows["column"] = rows["dataset"].astype(str) + " / " + rows["recipe"].astype(str)
+    for key in ("model", "profile"):  # named where the set's blocks differ in it (one column per block)
+        if key in rows and rows[key].nunique() > 1:
+            rows["column"] += " / " + rows[key].astype(str)
     drift = DRIFT.get(track, 0.0)
     rows["text"] = rows.apply(lambda r: _cell(r, drift), axis=1)
     wide = rows.pivot_table(index="method", columns="column", values="text", aggfunc="first")

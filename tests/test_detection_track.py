@@ -121,8 +121,7 @@ def test_a_real_set_named_without_recipe_runs_its_default_recipe_at_its_own_size
     root = tmp_path / "voc"
     write_voc(root)
     out = tmp_path / "o"
-    # the standard suite's detection grid has recipes that compose scenes (quick's has rare-class only)
-    code, _, err = cli("run", "standard", "--dataset", "voc", "--data-root", root, "--methods", "erm",
+    code, _, err = cli("run", "detection", "--dataset", "voc", "--data-root", root, "--methods", "erm",
                        "--out", out, *SMOKE)
     assert code == 0, err
     assert "dataset voc takes only natural, rare-class" in err and "it runs natural" in err

@@ -67,3 +67,13 @@ def test_bad_paths_are_one_line_and_exit_2(tmp_path, capsys):
     assert reference.main(["pack", str(tmp_path / "empty"), "demo"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("imbench.results.reference: error:") for line in err)
+
+
+def test_blocks_that_differ_only_in_their_profile_get_a_column_each():
+    from imbench.results.reference import load, table
+
+    text = table(load("select"), "classification")
+    header = text.splitlines()[0]
+    assert "longtail(ir=10) / quick |" in header and "longtail(ir=10) / standard |" in header
+    erm = next(line for line in text.splitlines() if line.startswith("| `erm` |"))
+    assert erm.count("±") == 2  # erm ran in both blocks: neither of its rows hides the other
