@@ -271,7 +271,6 @@ class CopyPaste(Method):
         if n < 2:
             return list(images), list(targets)
         classes = self._classes(ctx)
-        lo, hi = float(p["scale_min"]), float(p["scale_max"])
         out_i, out_t = [], []
         for i in range(n):
             j = (i + 1 + int(torch.randint(n - 1, (1,), generator=g))) % n
