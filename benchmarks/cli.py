@@ -40,6 +40,13 @@ def _floats(text: str | None, what: str) -> list[float] | None:
         raise UsageError(f"bad {what} {text!r}; expected numbers like 10,50") from None
 
 
+def _one_float(text: str | None, what: str) -> float | None:
+    values = _floats(text, what)
+    if values is not None and len(values) != 1:
+        raise UsageError(f"{what} takes one number, got {text!r}")
+    return None if values is None else values[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="imbench", description="Class-imbalance benchmark suite for computer vision.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -170,7 +177,7 @@ def cmd_run(args) -> int:
         profile=args.profile, split_seed=args.split_seed, blend=args.blend, budget_unit=args.budget_unit,
         image_size=args.image_size, budget_scale=_floats(args.budget_scale, "--budget-scale"),
         precision=args.precision, gan_steps=_csv(args.gan_steps),
-        validation=None if args.validation is None else _floats(args.validation, "--validation")[0],
+        validation=_one_float(args.validation, "--validation"),
     )
     notes: list[str] = []
     planned = expand(suite, overrides, notes)

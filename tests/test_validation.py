@@ -117,3 +117,11 @@ def test_a_validation_cell_trains_without_the_carved_split_and_is_evaluated_on_i
     assert held["class_counts"]["test"] == info["val_counts"]
     assert held["class_counts"]["test"] != plain["class_counts"]["test"]
     assert held["config_hash"] != plain["config_hash"]
+
+
+@pytest.mark.parametrize("value", ["0.1,0.2", "abc", "1", "-0.5"])
+def test_bad_validation_is_one_line_and_exit_2(cli, tmp_path, value):
+    code, _, err = cli("run", "classification", "--methods", "erm", "--validation", value,
+                       "--profile", "smoke", "--out", tmp_path / "r")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "validation" in err
+    assert not (tmp_path / "r").exists()
