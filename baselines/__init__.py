@@ -22,7 +22,10 @@ Methods (name: what it does; parameters with defaults):
 - ``copy-paste`` (detection, segmentation): Simple Copy-Paste of masked objects (detection) or
   rare-class regions (segmentation, :mod:`.region_paste`) between the images of a batch;
   paste_p=0.5, scale 0.5-1.5, flip=False, min_visible=0.05, rare_only=False.
-- ``eqlv2`` (detection): Equalization loss v2 (gradient-guided sigmoid re-weighting; gamma=12, mu=0.8, alpha=4).
+- ``eqlv2`` (detection, Faster R-CNN): Equalization loss v2 (gradient-guided sigmoid re-weighting;
+  gamma=12, mu=0.8, alpha=4).
+- ``efl`` (detection, FCOS / RetinaNet): equalized focal loss (per-class focusing factor from
+  gradient ratios; gamma=2, alpha=0.25, scale=8).
 - ``dice``, ``generalized-dice``, ``tversky``, ``focal-tversky``, ``dice-ce``, ``dice-focal``
   (segmentation, :mod:`.region_losses`): MONAI region losses, void-masked, batch dice; tversky
   alpha=0.3 (FP) beta=0.7 (FN); focal-tversky the same with gamma=4/3; dice-ce / dice-focal
@@ -47,6 +50,7 @@ from . import (  # noqa: F401  (importing registers the methods)
     cb_loss,
     class_weighted,
     copy_paste,
+    efl,
     eqlv2,
     erm,
     focal,

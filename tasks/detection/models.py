@@ -325,6 +325,9 @@ for _name, _fn, _summary, _bb in [
 # the models with a softmax ROI head (what softmax losses -- seesaw, softmax focal -- and the
 # ROI-feature GAN methods need)
 SOFTMAX_HEAD_MODELS = ("faster-rcnn", "faster-rcnn-resnet18")
+# the dense one-stage models with a sigmoid head over every location (what dense-head losses --
+# equalized focal loss -- need)
+DENSE_HEAD_MODELS = ("fcos", "retinanet", "fcos-resnet18", "retinanet-resnet18")
 
 
 def build_detector(name: str, *, num_classes: int, in_channels: int, image_size: int, mean, std) -> Detector:
