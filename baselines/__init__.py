@@ -15,6 +15,13 @@ Methods (name: what it does; parameters with defaults):
 - ``focal``: softmax focal loss; gamma=2.0, alpha=-1 (off).
 - ``ldam-drw``: LDAM margins on a cosine classifier + deferred class-balanced re-weighting;
   max_m=0.5, s=30, beta=0.9999, drw_start=0.8, drw=True.
+- ``balanced-softmax``: CE on logits + log n_c (Ren et al. 2020).
+- ``logit-adjustment``: CE on logits + tau log pi_c (mode=loss), or logits - tau log pi_c at
+  evaluation (mode=posthoc, the ``adjust_logits`` hook); tau=1.
+- ``cb-sampling``: class-balanced (q=0), square-root (q=0.5) or instance-balanced (q=1) batches.
+- ``drs``: deferred re-sampling: erm's batches, class-balanced ones from drs_start=0.8.
+- ``mixup-drw``, ``remix-drw`` (:mod:`.mixing`): mixup / Remix (kappa=3, tau=0.5) with alpha=1
+  and DRW (beta=0.9999 from drw_start=0.8), as imbalanced-DL.
 - ``augment``: standard augmentation for the dataset (affine / pad-crop-flip); policy=auto.
 - ``random-erasing``: torchvision RandomErasing per image; p=0.5, scale_max=0.33, value=0.
 - ``rfs`` (detection): LVIS repeat-factor sampling of images; t=0 (scaled to the set).
@@ -46,19 +53,25 @@ per-cell torch generator created at epoch 0.
 from . import (  # noqa: F401  (importing registers the methods)
     adasyn,
     augment,
+    balanced_softmax,
     borderline_smote,
     cb_loss,
+    cb_sampling,
     class_weighted,
     copy_paste,
+    drs,
     efl,
     eqlv2,
     erm,
     focal,
     ldam_drw,
+    logit_adjustment,
     lovasz,
     median_freq,
+    mixup_drw,
     random_erasing,
     region_losses,
+    remix_drw,
     rfs,
     ros,
     rus,

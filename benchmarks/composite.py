@@ -14,6 +14,7 @@ hook             how the parts combine
 ``augment``      chained, in order
 ``adversary``    summed
 ``on_epoch``     every part, in order
+``adjust_logits`` exclusive (one post-hoc correction of the logits)
 ===============  =========================================================================
 
 Two parts that set the same exclusive hook are a usage error naming the clash. A part sees the
@@ -40,7 +41,7 @@ from typing import Any
 from .contract.errors import UsageError
 from .contract import HOOKS, Context, Method
 
-EXCLUSIVE = ("sampler", "criterion", "adapt_model")
+EXCLUSIVE = ("sampler", "criterion", "adapt_model", "adjust_logits")
 _SPLIT = re.compile(r"\+(?=[A-Za-z_])")  # '+' before a name: 1e+3 stays a number
 _CLASSES: dict[str, type[Method]] = {}
 
@@ -139,6 +140,10 @@ class Composite(Method):
     def on_epoch(self, epoch: int, ctx: Context) -> None:
         for part in self._with("on_epoch"):
             part.on_epoch(epoch, self._ctx(ctx))
+
+    def adjust_logits(self, logits, ctx: Context):
+        (part, *_) = self._with("adjust_logits") or [None]
+        return logits if part is None else part.adjust_logits(logits, self._ctx(ctx))
 
 
 def _models_of(parts, track: str):

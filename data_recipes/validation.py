@@ -65,5 +65,11 @@ def carve(imb: Imbalanced, fraction: float, seed: int) -> Imbalanced:
         "train_counts": counts, "val_counts": list(held.instance_counts()),
         "rule": "stratified by each image's rarest class; max(1, round(F*n)) of a stratum of n >= 2, at most n - 1",
     }}
+    if "train_rare_index" in info:
+        # the intra recipe's rare sub-mode, followed into the two parts: the carved images of it
+        # are the validation split's rare sub-mode
+        rare = np.asarray(info["train_rare_index"], dtype=np.int64)
+        info["train_rare_index"] = np.flatnonzero(np.isin(keep, rare)).tolist()
+        info["test_rare_index"] = np.flatnonzero(np.isin(val, rare)).tolist()
     index = None if imb.index is None else np.asarray(imb.index)[keep]
     return replace(imb, train=train, test=held, counts=counts, info=info, index=index)

@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..benchmarks.contract import Context, Method
-from ..benchmarks.contract.method import RepeatFactors
+from ..benchmarks.contract.method import DeferredSampling, RepeatFactors
 from ..benchmarks.contract.track import DivergenceError
 
 BUDGET_UNITS = ("steps", "epochs")
@@ -109,6 +109,19 @@ def epoch_orders(n: int, per_epoch: int | None, weights, gen: torch.Generator):
         buffer = buffer[per_epoch:]
 
 
+def plan_orders(plan: "EpochPlan", gen: torch.Generator):
+    """``epoch -> that epoch's index order`` for the plan's sampling (asked once per epoch, in
+    order). DeferredSampling draws its two phases from the one generator, in the order they are
+    used, so a run is a function of the seed alone."""
+    s = plan.sampling
+    if not isinstance(s, DeferredSampling):
+        orders = epoch_orders(plan.n, plan.per_epoch, s, gen)
+        return lambda epoch: next(orders)
+    before = epoch_orders(plan.n, plan.per_epoch, s.before, gen)
+    after = epoch_orders(plan.n, plan.per_epoch, s.after, gen)
+    return lambda epoch: next(after if epoch >= s.start_epoch else before)
+
+
 def _permutation(n: int, repeat: RepeatFactors | None, gen: torch.Generator) -> torch.Tensor:
     if repeat is None:
         return torch.randperm(n, generator=gen)
@@ -117,9 +130,13 @@ def _permutation(n: int, repeat: RepeatFactors | None, gen: torch.Generator) -> 
 
 
 def sampling_plan(out, n: int, method: str):
-    """A sampler hook's output checked: None, weights (float64 tensor (n,)) or RepeatFactors."""
+    """A sampler hook's output checked: None, weights (float64 tensor (n,)), RepeatFactors, or
+    DeferredSampling of None / weights."""
     if out is None:
         return None
+    if isinstance(out, DeferredSampling):
+        return DeferredSampling(sampling_plan(out.before, n, method), sampling_plan(out.after, n, method),
+                                out.start_epoch)
     if isinstance(out, RepeatFactors):
         if out.factors.shape != (n,):
             raise ValueError(f"method {method!r} returned {tuple(out.factors.shape)} repeat factors for {n} items")
@@ -222,7 +239,7 @@ def train_epochs(model: torch.nn.Module, optimizer, method: Method, ctx: Context
     ``batch_loss(idx) -> (loss, batch, size)`` (the track's forward), the method's ``adversary``
     term, a finite check and one optimizer step. Returns (per-epoch mean losses, optimizer steps,
     items seen)."""
-    orders = epoch_orders(plan.n, plan.per_epoch, plan.sampling, ctx.generator("batch-order"))
+    orders = plan_orders(plan, ctx.generator("batch-order"))
     history, steps, seen_total = [], 0, 0
     per_epoch_steps = plan.steps_per_epoch
     bar = tqdm(range(plan.epochs), desc="  epochs", leave=False, disable=not progress, unit="ep")
@@ -230,7 +247,7 @@ def train_epochs(model: torch.nn.Module, optimizer, method: Method, ctx: Context
         ctx.epoch = epoch
         method.on_epoch(epoch, ctx)
         model.train()
-        order = next(orders)
+        order = orders(epoch)
         total, seen = 0.0, 0
         for i, idx in enumerate(batches(len(order), plan.batch_size, order.to(index_device))):
             lr = learning_rate(epoch, ctx.budget, i, per_epoch_steps)

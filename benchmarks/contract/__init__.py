@@ -27,6 +27,7 @@ _WHERE = {
     "Context": "context", "FREQUENCY_GROUPS": "context", "frequency_groups": "context",
     "UsageError": "errors", "unknown": "errors",
     "HOOKS": "method", "METHODS": "method", "Method": "method", "RepeatFactors": "method",
+    "DeferredSampling": "method",
     "register_method": "method",
     "Registry": "registry",
     "TRACKS": "track", "CellOutcome": "track", "DivergenceError": "track", "Track": "track", "get_track": "track",

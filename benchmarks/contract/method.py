@@ -9,12 +9,17 @@ detection and segmentation tracks.
 hook                      what it changes
 ========================  ==================================================================
 ``prepare(train, ctx)``   the training set itself, before training (resampling, synthesis)
-``sampler(train, ctx)``   per-item sampling weights (a float tensor (N,)) for the batches
+``sampler(train, ctx)``   per-item sampling weights (a float tensor (N,)) for the batches, or
+                          RepeatFactors, or DeferredSampling (a switch at an epoch)
 ``criterion(ctx)``        the training loss: a callable ``(outputs, targets) -> scalar``
 ``adapt_model(m, ctx)``   the model before training (e.g. LDAM's cosine classifier)
 ``augment(batch, ctx)``   each training batch on the fly
 ``adversary(m, b, ctx)``  an extra (adversarial) loss term added to the batch loss
 ``on_epoch(epoch, ctx)``  schedule changes at the start of each epoch (e.g. DRW)
+``adjust_logits(z, ctx)`` the trained model's logits at evaluation, before the arg-max
+                          (post-hoc logit adjustment): classification (N, C), segmentation
+                          (N, C, H, W); the detection track does not call it, so a method
+                          that overrides it cannot declare detection
 ========================  ==================================================================
 
 A hook left alone keeps the track's default (identity / uniform sampling / plain loss).
@@ -35,7 +40,7 @@ from .context import Context
 from .errors import UsageError
 from .registry import Registry
 
-HOOKS = ("prepare", "sampler", "criterion", "adapt_model", "augment", "adversary", "on_epoch")
+HOOKS = ("prepare", "sampler", "criterion", "adapt_model", "augment", "adversary", "on_epoch", "adjust_logits")
 
 
 class Method:
@@ -106,6 +111,9 @@ class Method:
     def on_epoch(self, epoch: int, ctx: Context) -> None:
         return None
 
+    def adjust_logits(self, logits: torch.Tensor, ctx: Context) -> torch.Tensor:
+        return logits
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
@@ -165,6 +173,20 @@ class RepeatFactors:
         return torch.repeat_interleave(torch.arange(len(counts)), counts)
 
 
+class DeferredSampling:
+    """What a ``sampler`` hook may return to change the sampling during training: ``before`` (None
+    for the track's uniform order, or per-item weights) for the epochs before ``start_epoch``,
+    ``after`` from it on (deferred re-sampling, Cao et al. 2019). ``start_epoch`` counts the
+    budget's epochs, as ``on_epoch`` does."""
+
+    def __init__(self, before, after, start_epoch: int):
+        self.before, self.after, self.start_epoch = before, after, int(start_epoch)
+        if self.start_epoch < 0:
+            raise ValueError(f"deferred sampling starts at epoch {start_epoch}; it must be >= 0")
+        if isinstance(before, (RepeatFactors, DeferredSampling)) or isinstance(after, (RepeatFactors, DeferredSampling)):
+            raise ValueError("deferred sampling switches between None and per-item weights")
+
+
 METHODS: Registry[type[Method]] = Registry("method")
 
 
@@ -176,4 +198,7 @@ def register_method(cls: type[Method], origin: str = "builtin") -> type[Method]:
         raise UsageError(f"method class {cls.__qualname__} from {origin} has no name")
     if not cls.tracks:
         raise UsageError(f"method {cls.name!r} from {origin} declares no tracks")
+    if "detection" in cls.tracks and "adjust_logits" in cls.hooks():
+        raise UsageError(f"method {cls.name!r} from {origin} overrides adjust_logits, which the detection "
+                         f"track does not call; it cannot declare the detection track")
     return METHODS.register(cls.name, cls, origin=origin)

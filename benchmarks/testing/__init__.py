@@ -86,7 +86,9 @@ def run_smoke_cell(method: type[Method] | str, out: Path, *, recipe: str | None 
             register_method(method, origin=f"test {method.__module__}")
         method = method.name
     smoke = SMOKE[track]
-    cls = method_class(method)
+    from ..benchmarks.suite import _method_spec
+
+    cls = method_class(_method_spec(method)[0])  # "name:key=value" specs are run as the suite runs them
     models = smoke["models"] if cls.supports(track, smoke["models"][0]) else list(cls.models[track][:1])
     from ..tasks import get_track
 

@@ -6,7 +6,9 @@ import json
 import torch
 
 from ..benchmarks.contract import Context, Method
+from ..benchmarks.contract.method import DeferredSampling, RepeatFactors
 from ..data_recipes.imageset import ImageSet
+from ..tasks.schedule import sampling_plan
 
 
 def tiny_imageset(counts=(24, 8, 3), shape=(1, 8, 8), seed: int = 0) -> ImageSet:
@@ -63,10 +65,7 @@ def run_hooks(cls: type[Method], seed: int) -> dict:
     assert isinstance(model, torch.nn.Module), f"{cls.name}: adapt_model must return a module"
     weights = method.sampler(prepared, ctx)
     if weights is not None:
-        w = torch.as_tensor(weights, dtype=torch.float64)
-        assert w.shape == (len(prepared),), f"{cls.name}: sampler weights must have one entry per item"
-        assert torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0, f"{cls.name}: bad sampler weights"
-        out["weights"] = w
+        out["weights"] = _sampling_tensors(sampling_plan(weights, len(prepared), cls.name))
     loss_fn = method.criterion(ctx)
     x = prepared.images[:16].float() / 255.0
     y = prepared.labels[:16]
@@ -75,7 +74,10 @@ def run_hooks(cls: type[Method], seed: int) -> dict:
         method.on_epoch(epoch, ctx)
         xa, ya = method.augment((x.clone(), y.clone()), ctx)
         assert xa.shape == x.shape and xa.dtype == x.dtype, f"{cls.name}: augment changed batch shape/dtype"
-        assert torch.equal(ya, y), f"{cls.name}: augment changed the labels"
+        if isinstance(ya, torch.Tensor):
+            assert torch.equal(ya, y), f"{cls.name}: augment changed the labels"
+        else:  # a label object its own criterion reads (mixup's MixedLabels): one entry per item
+            assert len(ya) == len(y), f"{cls.name}: augment's labels have {len(ya)} entries for {len(y)} items"
         assert torch.isfinite(xa).all(), f"{cls.name}: augment produced non-finite values"
         logits = model(xa)
         assert logits.shape == (len(y), train.num_classes), f"{cls.name}: model output shape changed"
@@ -89,3 +91,10 @@ def run_hooks(cls: type[Method], seed: int) -> dict:
         out[f"loss{epoch}"] = loss.detach()
     json.dumps(ctx.record)  # what a method notes must be JSON-serialisable
     return out
+
+
+def _sampling_tensors(plan):
+    """A checked sampling plan as tensors to compare between runs."""
+    if isinstance(plan, DeferredSampling):
+        return tuple(torch.empty(0) if p is None else _sampling_tensors(p) for p in (plan.before, plan.after))
+    return plan.factors if isinstance(plan, RepeatFactors) else plan

@@ -10,7 +10,7 @@ from .. import cells
 from ...data_recipes.recipes import RECIPES, apply_recipe, resolve_recipe
 from ...data_recipes.sources import SOURCES, load_source
 from ...benchmarks.contract.track import TRACKS, CellOutcome, Track
-from .metrics import METRIC_NOTES, classification_metrics
+from .metrics import METRIC_NOTES, classification_metrics, submode_recall
 from .models import MODELS, build_model
 from .train import fit, predict
 
@@ -27,10 +27,11 @@ class ClassificationTrack(Track):
     default_dataset = "digits"
     headline_metric = "balanced_accuracy"
     report_metrics = ("balanced_accuracy", "accuracy", "macro_f1", "gmean", "tail_recall",
+                      "many_acc", "medium_acc", "few_acc", "intra_rare_recall",
                       "fid", "kid", "gan_test", "cas")
     per_class_metric = "per_class_recall"
     lower_is_better = ("fid", "kid")
-    table_metrics = ("balanced_accuracy", "macro_f1", "tail_recall")
+    table_metrics = ("balanced_accuracy", "macro_f1", "tail_recall", "many_acc", "medium_acc", "few_acc")
     augment_policies = ("none", "auto", "digits", "natural")
 
     def datasets(self):
@@ -78,8 +79,12 @@ class ClassificationTrack(Track):
         timings["train_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        pred = predict(model, imb.test.images, device, budget=ctx.budget)
-        metrics = classification_metrics(imb.test.labels.numpy(), pred, len(imb.class_names), list(imb.minority))
+        pred = predict(model, imb.test.images, device, budget=ctx.budget,
+                       adjust=lambda z: method.adjust_logits(z, ctx))
+        y_true = imb.test.labels.numpy()
+        metrics = classification_metrics(y_true, pred, len(imb.class_names), list(imb.minority), list(imb.counts))
+        if "test_rare_index" in imb.info:
+            metrics.update(submode_recall(y_true, pred, int(imb.info["target"]), imb.info["test_rare_index"]))
         metrics.update(ctx.metrics)
         timings["evaluate_s"] = time.perf_counter() - t
         counts = {

@@ -67,14 +67,19 @@ def fit(model: torch.nn.Module, train: ImageSet, method: Method, ctx: Context, p
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 1024,
-            budget: dict | None = None) -> np.ndarray:
+            budget: dict | None = None, adjust=None) -> np.ndarray:
     """Arg-max class predictions for uint8 images (N, C, H, W), without autograd, in the budget's
-    precision and the track's memory layout."""
+    precision and the track's memory layout; ``adjust`` (a method's ``adjust_logits`` bound to its
+    context) changes the fp32 logits before the arg-max."""
     model.eval()
     layout = memory_layout(model, device)
     out = []
     for s in range(0, len(images), batch_size):
         x = images[s:s + batch_size].to(device).float().div_(255.0).contiguous(memory_format=layout)
         with autocast(budget or {}, device):
-            out.append(model(x).argmax(1).cpu())
+            logits = model(x)
+        logits = logits.float()
+        if adjust is not None:
+            logits = adjust(logits)
+        out.append(logits.argmax(1).cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)

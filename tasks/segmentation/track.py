@@ -66,7 +66,8 @@ class SegmentationTrack(Track):
             method, imb, ctx, model, fit, seed=seed, device=device, progress=progress)
 
         t = time.perf_counter()
-        predictions = predict(model, imb.test.images, device, budget=ctx.budget)
+        predictions = predict(model, imb.test.images, device, budget=ctx.budget,
+                       adjust=lambda z: method.adjust_logits(z, ctx))
         cm = confusion_matrix(zip(predictions, imb.test.masks), K, imb.test.ignore_index)
         metrics = segmentation_metrics(cm, minority=list(imb.minority))
         metrics["confusion_matrix"] = cm.tolist()

@@ -91,10 +91,12 @@ def fit(model, train: SegSet, method: Method, ctx: Context, progress: bool = Fal
 
 
 @torch.inference_mode()
-def predict(model, images: list[torch.Tensor], device, batch_size: int = 128, budget: dict | None = None
-            ) -> list[torch.Tensor]:
+def predict(model, images: list[torch.Tensor], device, batch_size: int = 128, budget: dict | None = None,
+            adjust=None) -> list[torch.Tensor]:
     """Per image, the (H, W) int64 arg-max label map, on the CPU; images of equal size batched,
-    without autograd, in the budget's precision and the track's memory layout."""
+    without autograd, in the budget's precision and the track's memory layout; ``adjust`` (a
+    method's ``adjust_logits`` bound to its context) changes the fp32 (N, C, H, W) logits before
+    the arg-max."""
     model.eval()
     layout = memory_layout(model, device)
     out: list[torch.Tensor | None] = [None] * len(images)
@@ -106,7 +108,9 @@ def predict(model, images: list[torch.Tensor], device, batch_size: int = 128, bu
             chunk = ids[s:s + batch_size]
             x = torch.stack([images[i] for i in chunk]).to(device).float().div_(255.0)
             with autocast(budget or {}, device):
-                pred = model(x.contiguous(memory_format=layout)).argmax(1).cpu()
+                logits = model(x.contiguous(memory_format=layout))
+            logits = logits.float()
+            pred = (logits if adjust is None else adjust(logits)).argmax(1).cpu()
             for i, p in zip(chunk, pred):
                 out[i] = p
     return out  # type: ignore[return-value]
