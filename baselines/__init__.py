@@ -20,6 +20,9 @@ Methods (name: what it does; parameters with defaults):
   evaluation (mode=posthoc, the ``adjust_logits`` hook); tau=1.
 - ``cb-sampling``: class-balanced (q=0), square-root (q=0.5) or instance-balanced (q=1) batches.
 - ``drs``: deferred re-sampling: erm's batches, class-balanced ones from drs_start=0.8.
+- ``crt``, ``tau-norm``: decoupling (Kang et al. 2020): the classifier re-trained alone with
+  class-balanced sampling from crt_start=0.9, or its rows scaled by 1/||w||^tau (tau=auto: chosen
+  on a carved validation split) after erm's training.
 - ``mixup-drw``, ``remix-drw`` (:mod:`.mixing`): mixup / Remix (kappa=3, tau=0.5) with alpha=1
   and DRW (beta=0.9999 from drw_start=0.8), as imbalanced-DL.
 - ``augment``: standard augmentation for the dataset (affine / pad-crop-flip); policy=auto.
@@ -59,6 +62,7 @@ from . import (  # noqa: F401  (importing registers the methods)
     cb_sampling,
     class_weighted,
     copy_paste,
+    crt,
     drs,
     efl,
     eqlv2,
@@ -77,4 +81,5 @@ from . import (  # noqa: F401  (importing registers the methods)
     rus,
     seesaw,
     smote,
+    tau_norm,
 )

@@ -14,6 +14,7 @@ hook             how the parts combine
 ``augment``      chained, in order
 ``adversary``    summed
 ``on_epoch``     every part, in order
+``second_stage`` exclusive (one second stage)
 ``adjust_logits`` exclusive (one post-hoc correction of the logits)
 ===============  =========================================================================
 
@@ -41,7 +42,7 @@ from typing import Any
 from .contract.errors import UsageError
 from .contract import HOOKS, Context, Method
 
-EXCLUSIVE = ("sampler", "criterion", "adapt_model", "adjust_logits")
+EXCLUSIVE = ("sampler", "criterion", "adapt_model", "second_stage", "adjust_logits")
 _SPLIT = re.compile(r"\+(?=[A-Za-z_])")  # '+' before a name: 1e+3 stays a number
 _CLASSES: dict[str, type[Method]] = {}
 
@@ -140,6 +141,10 @@ class Composite(Method):
     def on_epoch(self, epoch: int, ctx: Context) -> None:
         for part in self._with("on_epoch"):
             part.on_epoch(epoch, self._ctx(ctx))
+
+    def second_stage(self, model, ctx: Context):
+        (part, *_) = self._with("second_stage") or [None]
+        return model if part is None else part.second_stage(model, self._ctx(ctx))
 
     def adjust_logits(self, logits, ctx: Context):
         (part, *_) = self._with("adjust_logits") or [None]

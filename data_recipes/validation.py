@@ -43,12 +43,13 @@ def strata(train, counts: list[int]) -> np.ndarray:
     return out
 
 
-def carve(imb: Imbalanced, fraction: float, seed: int) -> Imbalanced:
-    """``imb`` with its training set split: ``train`` the rest, ``test`` the validation images."""
+def carve_indices(train, counts: list[int], fraction: float, seed: int, tag: int = SEED_TAG
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, carved) sorted positions of ``train`` by the rule above (``tag``: the stream)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation must be a fraction in (0, 1), got {fraction}")
-    keys = strata(imb.train, imb.counts)
-    rng = np.random.default_rng([int(seed), SEED_TAG])
+    keys = strata(train, counts)
+    rng = np.random.default_rng([int(seed), int(tag)])
     val = []
     for key in np.unique(keys):
         members = np.flatnonzero(keys == key)
@@ -57,7 +58,12 @@ def carve(imb: Imbalanced, fraction: float, seed: int) -> Imbalanced:
         take = min(len(members) - 1, max(1, int(round(fraction * len(members)))))
         val += rng.choice(members, size=take, replace=False).tolist()
     val = np.sort(np.asarray(val, dtype=np.int64))
-    keep = np.setdiff1d(np.arange(len(imb.train)), val)
+    return np.setdiff1d(np.arange(len(train)), val), val
+
+
+def carve(imb: Imbalanced, fraction: float, seed: int) -> Imbalanced:
+    """``imb`` with its training set split: ``train`` the rest, ``test`` the validation images."""
+    keep, val = carve_indices(imb.train, imb.counts, fraction, seed)
     train, held = imb.train.subset(keep), imb.train.subset(val)
     counts = list(train.instance_counts())
     info = {**imb.info, "validation": {

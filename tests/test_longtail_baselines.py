@@ -1,5 +1,5 @@
 """Today's long-tail baselines (balanced-softmax, logit-adjustment, cb-sampling, drs, mixup-drw,
-remix-drw), the ``adjust_logits`` hook, deferred sampling, and the many / medium / few-shot and
+remix-drw, crt, tau-norm), the ``adjust_logits`` and ``second_stage`` hooks, deferred sampling, and the many / medium / few-shot and
 sub-mode metrics: each against a property its paper states or an identity with torch's own loss."""
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from sklearn.metrics import recall_score
 
 from imbench.baselines.balanced_softmax import BalancedSoftmax
 from imbench.baselines.cb_sampling import CBSampling, class_sampling_weights
+from imbench.baselines.crt import CRT
 from imbench.baselines.drs import DRS
 from imbench.baselines.logit_adjustment import LogitAdjustment, log_prior
 from imbench.baselines.mixing import MixedDRWLoss, MixedLabels, remix_label_weights
 from imbench.baselines.mixup_drw import MixupDRW
 from imbench.baselines.remix_drw import RemixDRW
+from imbench.baselines.tau_norm import TauNorm
 from imbench.benchmarks.contract import Method
 from imbench.benchmarks.contract.errors import UsageError
 from imbench.benchmarks.contract.method import DeferredSampling, register_method
@@ -173,7 +175,7 @@ def test_mixing_methods_mix_with_a_seeded_permutation_and_switch_to_drw(cls):
     assert loss.weight[3] > loss.weight[0] and math.isclose(float(loss.weight.sum()), 4.0, rel_tol=1e-5)
 
 
-@pytest.mark.parametrize("cls", [BalancedSoftmax, LogitAdjustment, CBSampling, DRS, MixupDRW, RemixDRW])
+@pytest.mark.parametrize("cls", [BalancedSoftmax, LogitAdjustment, CBSampling, DRS, MixupDRW, RemixDRW, CRT, TauNorm])
 def test_contract(cls):
     check_method(cls)
 
@@ -181,16 +183,18 @@ def test_contract(cls):
 @pytest.mark.parametrize("name,params", [("logit-adjustment", {"mode": "both"}), ("logit-adjustment", {"tau": -1}),
                                          ("cb-sampling", {"q": 2}), ("drs", {"drs_start": 1.5}),
                                          ("mixup-drw", {"alpha": 0}), ("remix-drw", {"kappa": 0.5}),
-                                         ("remix-drw", {"tau": 2})])
+                                         ("remix-drw", {"tau": 2}), ("crt", {"crt_start": 1.0}),
+                                         ("tau-norm", {"tau": "big"}), ("tau-norm", {"val_fraction": 0})])
 def test_bad_parameters(name, params):
     cls = {"logit-adjustment": LogitAdjustment, "cb-sampling": CBSampling, "drs": DRS, "mixup-drw": MixupDRW,
-           "remix-drw": RemixDRW}[name]
+           "remix-drw": RemixDRW, "crt": CRT, "tau-norm": TauNorm}[name]
     with pytest.raises(UsageError):
         cls(**params)
 
 
 @pytest.mark.parametrize("name", ["balanced-softmax", "logit-adjustment", "cb-sampling", "drs", "mixup-drw",
-                                  "remix-drw", "balanced-softmax+cb-sampling", "mixup-drw+cb-sampling"])
+                                  "remix-drw", "crt", "tau-norm", "balanced-softmax+cb-sampling",
+                                  "mixup-drw+cb-sampling", "ros+tau-norm"])
 def test_smoke_cells_and_loss_plus_sampler_hybrids_run(name, tmp_path):
     rec = run_smoke_cell(name, tmp_path)
     assert rec["status"] == "ok" and rec["metrics"]["many_acc"] is not None
@@ -219,6 +223,18 @@ def test_adjust_logits_is_exclusive_in_a_hybrid_and_reaches_the_part_that_sets_i
     assert "adjust_logits" in hybrid.hooks()
     ctx = tiny_context(tiny_imageset(counts=COUNTS))
     assert torch.equal(hybrid.adjust_logits(torch.zeros(2, 4), ctx), torch.ones(2, 4))
+
+
+def test_only_classification_methods_may_have_a_second_stage():
+    class Staged(Method):
+        name = "staged-segmenter"
+        tracks = ("classification", "segmentation")
+
+        def second_stage(self, model, ctx):
+            return model
+
+    with pytest.raises(UsageError, match="second_stage"):
+        register_method(Staged)
 
 
 def test_a_detection_method_cannot_override_adjust_logits():
@@ -271,3 +287,75 @@ def test_intra_cells_report_submode_recall_on_test_and_on_a_validation_split(tmp
     info = val["data"]["recipe"]
     assert len(info["test_rare_index"]) >= 1  # the carved images of the rare sub-mode
     assert info["validation"]["n_val"] > max(info["test_rare_index"])
+
+
+# ------------------------------------------------------------------------------------ decoupling
+
+def _fit(method, train, epochs=10):
+    from imbench.testing.classification import _tiny_model
+    from imbench.tasks.classification.train import fit
+
+    ctx = tiny_context(train, epochs=epochs)
+    ctx.budget.update({"momentum": 0.9, "weight_decay": 5e-4})
+    prepared = method.prepare(train, ctx)
+    model = method.adapt_model(_tiny_model(train), ctx)
+    fit(model, prepared, method, ctx, reference_size=len(train))
+    return method.second_stage(model, ctx), ctx
+
+
+def test_crt_retrains_a_reinitialised_classifier_on_a_frozen_backbone_with_class_balanced_batches():
+    snapshot = {}
+
+    class Watched(CRT):
+        def on_epoch(self, epoch, ctx):
+            super().on_epoch(epoch, ctx)
+            if epoch == self.start_epoch(ctx.epochs):
+                snapshot.update({k: v.detach().clone() for k, v in self._model.state_dict().items()})
+
+    train = tiny_imageset(counts=COUNTS)
+    model, ctx = _fit(Watched(), train)
+    assert ctx.record["crt_start_epoch"] == 9
+    end = model.state_dict()
+    backbone = [k for k in end if not k.startswith("classifier.") and "running" not in k and "num_batches" not in k]
+    assert backbone and all(torch.equal(end[k], snapshot[k]) for k in backbone)  # frozen in stage 2
+    assert not torch.equal(end["classifier.weight"], snapshot["classifier.weight"])  # trained in stage 2
+    # the re-initialisation is nn.Linear's, from the cell's stream: the same for the same seed
+    again = {}
+
+    class Again(Watched):
+        def on_epoch(self, epoch, ctx):
+            CRT.on_epoch(self, epoch, ctx)
+            if epoch == self.start_epoch(ctx.epochs):
+                again["w"] = self._model.classifier.weight.detach().clone()
+
+    _fit(Again(), train)
+    bound = 1 / math.sqrt(again["w"].shape[1])
+    assert torch.equal(again["w"], snapshot["classifier.weight"]) and float(again["w"].abs().max()) <= bound
+
+
+def test_tau_norm_rows_and_fixed_tau():
+    from imbench.baselines.tau_norm import tau_normalise
+
+    w = torch.tensor([[3.0, 4.0], [0.3, 0.4]])
+    assert torch.allclose(tau_normalise(w, 1.0).norm(dim=1), torch.ones(2))  # τ = 1: every class the same norm
+    assert torch.equal(tau_normalise(w, 0.0), w)
+    train = tiny_imageset(counts=COUNTS)
+    method = TauNorm(tau="0.5")
+    model, ctx = _fit(method, train, epochs=3)
+    assert ctx.record["tau_norm"]["tau"] == 0.5 and "tau_norm_carve" not in ctx.record
+    assert float(model.classifier.bias.detach().abs().sum()) == 0.0
+
+
+def test_tau_norm_auto_chooses_tau_on_its_carved_split_and_trains_without_it():
+    from imbench.baselines.tau_norm import TAU_GRID
+
+    train = tiny_imageset(counts=COUNTS)
+    method = TauNorm()
+    model, ctx = _fit(method, train, epochs=3)
+    carve = ctx.record["tau_norm_carve"]
+    assert carve["n_train"] + carve["n_val"] == len(train)
+    assert carve["val_counts"] == [12, 4, 1, 1]  # max(1, round(0.2 n)), at most n - 1
+    scores = ctx.record["tau_norm"]["grid_balanced_accuracy"]
+    assert list(scores) == list(TAU_GRID)
+    best = max(scores.values())
+    assert ctx.record["tau_norm"]["tau"] == min(t for t, v in scores.items() if v == best)

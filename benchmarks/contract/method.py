@@ -16,6 +16,8 @@ hook                      what it changes
 ``augment(batch, ctx)``   each training batch on the fly
 ``adversary(m, b, ctx)``  an extra (adversarial) loss term added to the batch loss
 ``on_epoch(epoch, ctx)``  schedule changes at the start of each epoch (e.g. DRW)
+``second_stage(m, ctx)``  classification: the trained model, once, before evaluation (a
+                          decoupled classifier: tau-norm); returns the model to evaluate
 ``adjust_logits(z, ctx)`` the trained model's logits at evaluation, before the arg-max
                           (post-hoc logit adjustment): classification (N, C), segmentation
                           (N, C, H, W); the detection track does not call it, so a method
@@ -40,7 +42,8 @@ from .context import Context
 from .errors import UsageError
 from .registry import Registry
 
-HOOKS = ("prepare", "sampler", "criterion", "adapt_model", "augment", "adversary", "on_epoch", "adjust_logits")
+HOOKS = ("prepare", "sampler", "criterion", "adapt_model", "augment", "adversary", "on_epoch", "second_stage",
+         "adjust_logits")
 
 
 class Method:
@@ -110,6 +113,9 @@ class Method:
 
     def on_epoch(self, epoch: int, ctx: Context) -> None:
         return None
+
+    def second_stage(self, model: torch.nn.Module, ctx: Context) -> torch.nn.Module:
+        return model
 
     def adjust_logits(self, logits: torch.Tensor, ctx: Context) -> torch.Tensor:
         return logits
@@ -201,4 +207,7 @@ def register_method(cls: type[Method], origin: str = "builtin") -> type[Method]:
     if "detection" in cls.tracks and "adjust_logits" in cls.hooks():
         raise UsageError(f"method {cls.name!r} from {origin} overrides adjust_logits, which the detection "
                          f"track does not call; it cannot declare the detection track")
+    if set(cls.tracks) - {"classification"} and "second_stage" in cls.hooks():
+        raise UsageError(f"method {cls.name!r} from {origin} overrides second_stage, which only the "
+                         f"classification track calls; it can declare only that track")
     return METHODS.register(cls.name, cls, origin=origin)

@@ -89,6 +89,14 @@ def run_hooks(cls: type[Method], seed: int) -> dict:
         loss.backward()
         out[f"aug{epoch}"] = xa.detach()
         out[f"loss{epoch}"] = loss.detach()
+    model = method.second_stage(model, ctx)
+    assert isinstance(model, torch.nn.Module), f"{cls.name}: second_stage must return a module"
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+        adjusted = method.adjust_logits(logits, ctx)
+    assert adjusted.shape == logits.shape and torch.isfinite(adjusted).all(), f"{cls.name}: adjust_logits changed the shape or gave non-finite logits"
+    out["evaluated"] = adjusted
     json.dumps(ctx.record)  # what a method notes must be JSON-serialisable
     return out
 

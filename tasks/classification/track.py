@@ -76,6 +76,7 @@ class ClassificationTrack(Track):
                             mean=mean, std=std)
         model = method.adapt_model(model, ctx).to(device)
         history, training = fit(model, train, method, ctx, progress=progress, reference_size=len(imb.train))
+        model = method.second_stage(model, ctx)
         timings["train_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
