@@ -6,7 +6,8 @@ records of one run, one JSON object per line, as ``imbench run`` wrote them) and
 ``python -m imbench.results.reference pack RUN_DIR NAME`` makes one from a run folder;
 ``python -m imbench.results.reference write README.md`` rewrites every README block between
 ``<!-- reference:NAME:TRACK -->`` and ``<!-- /reference:NAME:TRACK -->`` (a ``:curves`` suffix on
-both: the learning-curve tables of :func:`curve_tables`) from the committed records, and
+both: the learning-curve tables of :func:`curve_tables`; ``:shots``: the many / medium / few-shot
+tables of :func:`shot_tables`) from the committed records, and
 ``check README.md`` exits 1 when a block differs (a test runs it).
 
 A table has one row per method and one column per block (dataset / recipe): the headline mean
@@ -33,7 +34,7 @@ from .aggregate import tidy, track_info
 REFERENCE_DIR = Path(__file__).with_name("reference")
 # largest |bf16 - fp32| difference of a method's mean over 3 seeds, per track (README, "Speed")
 DRIFT = {"classification": 0.011, "detection": 0.011, "segmentation": 0.017}
-BLOCK = re.compile(r"(<!-- reference:(?P<name>[\w.-]+):(?P<track>\w+)(?P<kind>:curves)? -->\n)(?P<body>.*?)"
+BLOCK = re.compile(r"(<!-- reference:(?P<name>[\w.-]+):(?P<track>\w+)(?P<kind>:curves|:shots)? -->\n)(?P<body>.*?)"
                    r"(<!-- /reference:(?P=name):(?P=track)(?P=kind)? -->)", re.S)
 
 
@@ -146,6 +147,44 @@ def curve_tables(records: list[dict], track: str) -> str:
     return "\n".join(parts) if parts else "(no learning curve)\n"
 
 
+SHOT_METRICS = ("balanced_accuracy", "many_acc", "medium_acc", "few_acc")
+
+
+def shot_tables(records: list[dict], track: str) -> str:
+    """Per block of ``track`` (classification): each method's balanced accuracy and many / medium /
+    few-shot accuracy, mean ± std over seeds, ``*`` as in :func:`table`; the shot groups of the
+    block under its title. Records without the shot metrics (written before they existed) leave
+    their cells empty."""
+    recs = [r for r in records if r["track"] == track]
+    stats = tidy(recs)
+    if stats.empty:
+        return "(no records)\n"
+    drift = DRIFT.get(track, 0.0)
+    parts = []
+    for (dataset, recipe), block in stats.groupby(["dataset", "recipe"], sort=False):
+        rows = block[block["metric"].isin(SHOT_METRICS)].copy()
+        rows["text"] = rows.apply(lambda r: _cell(r, drift), axis=1)
+        wide = rows.pivot_table(index="method", columns="metric", values="text", aggfunc="first")
+        head = block[block["metric"] == "balanced_accuracy"]
+        order = _erm_first(head.sort_values("mean", ascending=False)["method"])
+        wide = wide.reindex(index=[m for m in order if m in wide.index],
+                            columns=[m for m in SHOT_METRICS if m in wide.columns])
+        groups = next((r["metrics"]["shot_groups"] for r in recs if r["metrics"].get("shot_groups")
+                       and (r["labels"]["dataset"], r["labels"]["recipe"]) == (dataset, recipe)), {})
+        title = f"{dataset} / {recipe}"
+        if groups:
+            title += (f" -- many-shot > {groups['many_above']:g}, few-shot < {groups['few_below']:g} training "
+                      f"images: classes {groups['many']} / {groups['medium']} / {groups['few']}")
+        names = {"balanced_accuracy": "balanced accuracy", "many_acc": "many", "medium_acc": "medium", "few_acc": "few"}
+        lines = [title + ":", "", "| method | " + " | ".join(names[c] for c in wide.columns) + " |",
+                 "|---|" + "---|" * len(wide.columns)]
+        for method, values in wide.iterrows():
+            lines.append(f"| `{method}` | " + " | ".join("" if (isinstance(v, float) and math.isnan(v)) else str(v)
+                                                        for v in values) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
 def render(text: str, root: Path = REFERENCE_DIR) -> str:
     """``text`` with every reference block regenerated from the committed records."""
     cache: dict[str, list[dict]] = {}
@@ -154,7 +193,7 @@ def render(text: str, root: Path = REFERENCE_DIR) -> str:
         name = m.group("name")
         if name not in cache:
             cache[name] = load(name, root)
-        make = curve_tables if m.group("kind") else table
+        make = {":curves": curve_tables, ":shots": shot_tables}.get(m.group("kind"), table)
         return m.group(1) + make(cache[name], m.group("track")) + m.group(6)
 
     return BLOCK.sub(block, text)

@@ -39,6 +39,13 @@ def test_pack_then_render_round_trip(cli, tmp_path):
     mean = sum(r["metrics"]["balanced_accuracy"] for r in erm) / 3
     assert f"{mean:.3f} ± " in rows["`erm`"]
     assert reference.render(new, root) == new
+    # the :shots kind: per block, balanced accuracy and many / medium / few-shot accuracy
+    shots = reference.render("<!-- reference:demo:classification:shots -->\n<!-- /reference:demo:classification:shots -->\n",
+                             root)
+    assert "| method | balanced accuracy | many | medium |" in shots and "many-shot >" in shots
+    erm_row = next(line for line in shots.splitlines() if line.startswith("| `erm` |"))
+    many = sum(r["metrics"]["many_acc"] for r in erm) / 3
+    assert erm_row.split("|")[3].strip().startswith(f"{many:.3f} ± ")
     # packing is deterministic: the same records, the same bytes
     first = (root / "demo" / "records.jsonl.gz").read_bytes()
     reference.pack(out, "demo", {"command": "imbench run ..."}, root=root)
