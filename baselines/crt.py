@@ -10,6 +10,7 @@ from torch import nn
 from ..benchmarks.contract import Context, Method
 from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract.method import DeferredSampling, register_method
+from ..tasks.schedule import epoch_at
 from .cb_sampling import check_q, class_sampling_weights
 
 
@@ -43,7 +44,7 @@ class CRT(Method):
 
     def start_epoch(self, epochs: int) -> int:
         """The first epoch (0-based) of stage 2."""
-        return int(math.floor(float(self.params["crt_start"]) * epochs + 1e-9))
+        return epoch_at(self.params["crt_start"], epochs)
 
     def adapt_model(self, model: nn.Module, ctx: Context) -> nn.Module:
         if not isinstance(getattr(model, "classifier", None), nn.Linear):

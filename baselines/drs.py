@@ -6,6 +6,7 @@ import math
 from ..benchmarks.contract import Context, Method
 from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract.method import DeferredSampling, register_method
+from ..tasks.schedule import epoch_at
 from .cb_sampling import check_q, class_sampling_weights
 
 
@@ -32,7 +33,7 @@ class DRS(Method):
 
     def start_epoch(self, epochs: int) -> int:
         """The first epoch (0-based) of class-balanced sampling."""
-        return int(math.floor(float(self.params["drs_start"]) * epochs + 1e-9))
+        return epoch_at(self.params["drs_start"], epochs)
 
     def sampler(self, train, ctx: Context):
         start = self.start_epoch(ctx.epochs)

@@ -1,7 +1,6 @@
 """LDAM-DRW: label-distribution-aware margins with deferred re-weighting (Cao et al. 2019)."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -11,6 +10,7 @@ from torch import nn
 from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract import Context, Method
 from ..benchmarks.contract.method import register_method
+from ..tasks.schedule import epoch_at
 from .class_weights import class_balanced_weights
 
 
@@ -77,7 +77,7 @@ class LDAMDRW(Method):
 
     def drw_epoch(self, epochs: int) -> int:
         """The first epoch (0-based) trained with class-balanced weights."""
-        return int(math.floor(float(self.params["drw_start"]) * epochs + 1e-9))
+        return epoch_at(self.params["drw_start"], epochs)
 
     def criterion(self, ctx: Context):
         self._loss = LDAMLoss(ctx.instance_counts, float(self.params["max_m"]), float(self.params["s"]))

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..benchmarks.contract import Context, Method
 from ..benchmarks.contract.errors import UsageError
+from ..tasks.schedule import epoch_at
 from .class_weights import class_balanced_weights
 
 
@@ -70,7 +71,7 @@ class MixingDRW(Method):
                 raise UsageError(f"method {self.name!r}: {key} must be {rule}, got {p[key]}")
 
     def drw_epoch(self, epochs: int) -> int:
-        return int(math.floor(float(self.params["drw_start"]) * epochs + 1e-9))
+        return epoch_at(self.params["drw_start"], epochs)
 
     def criterion(self, ctx: Context):
         self._loss = MixedDRWLoss(ctx.num_classes)

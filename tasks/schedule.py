@@ -109,6 +109,12 @@ def epoch_orders(n: int, per_epoch: int | None, weights, gen: torch.Generator):
         buffer = buffer[per_epoch:]
 
 
+def epoch_at(fraction: float, epochs: int) -> int:
+    """The first epoch (0-based) at ``fraction`` of ``epochs`` (⌊fraction · epochs⌋, robust to float
+    rounding): where a deferred schedule (DRW, DRS, cRT) switches."""
+    return int(math.floor(float(fraction) * epochs + 1e-9))
+
+
 def plan_orders(plan: "EpochPlan", gen: torch.Generator):
     """``epoch -> that epoch's index order`` for the plan's sampling (asked once per epoch, in
     order). DeferredSampling draws its two phases from the one generator, in the order they are
