@@ -67,7 +67,7 @@ class SegmentationTrack(Track):
 
         t = time.perf_counter()
         predictions = predict(model, imb.test.images, device, budget=ctx.budget,
-                       adjust=lambda z: method.adjust_logits(z, ctx))
+                              adjust=lambda z: method.adjust_logits(z, ctx))
         cm = confusion_matrix(zip(predictions, imb.test.masks), K, imb.test.ignore_index)
         metrics = segmentation_metrics(cm, minority=list(imb.minority))
         metrics["confusion_matrix"] = cm.tolist()
