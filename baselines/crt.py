@@ -17,17 +17,21 @@ from .cb_sampling import check_q, class_sampling_weights
 @register_method
 class CRT(Method):
     """Two stages in the budget's one run, so equal total steps hold: erm's training (instance
-    sampling, CE) for the first ⌊``crt_start`` · epochs⌋ epochs, then the linear classifier is
-    re-initialised (PyTorch's ``nn.Linear`` initialisation, seeded), every other parameter frozen,
-    and the classifier alone trained with class-balanced sampling (``q`` 0) to the end. Kang et
-    al. re-train 10 epochs after 90 (``crt_start`` 0.9). As their code, the frozen backbone stays in
-    train mode (its BatchNorm statistics follow the class-balanced batches).
+    sampling, CE, the profile's schedule) for the first ⌊``crt_start`` · epochs⌋ epochs, then the
+    linear classifier is re-initialised (PyTorch's ``nn.Linear`` initialisation, seeded), every
+    other parameter frozen, and the classifier alone trained with class-balanced sampling (``q`` 0)
+    to the end. Kang et al. re-train 10 epochs after 90 (``crt_start`` 0.9).
 
-    Differences: stage 2 keeps the profile's learning-rate schedule for its epochs (Kang et al.
-    start a fresh cosine schedule at lr 0.2), and the optimizer's momentum buffer of the classifier
-    carries over from stage 1 (×0.9 per step: gone after a few dozen steps).
+    Stage 2 starts afresh as the official ``cls_crt`` config does (a new optimizer at stage 1's
+    base lr, ``CosineAnnealingLR`` to 0 stepped once per epoch): the classifier's optimizer state
+    (momentum) is cleared, and the ``lr_schedule`` hook gives epoch e of the T stage-2 epochs
+    lr · (1 + cos(π e / T)) / 2, lr the profile's base ``lr`` (warm-up and milestones are stage 1's).
+    Weight decay and momentum are the profile's (the config's 5e-4 / 0.9 are stage 1's too). As
+    their code, the frozen backbone stays in train mode (its BatchNorm statistics follow the
+    class-balanced batches).
     """
 
+    version = 2  # 2: stage 2 on its own cosine schedule with a fresh optimizer state (1: the profile's decayed lr)
     name = "crt"
     family = "baseline"
     tracks = ("classification",)
@@ -73,3 +77,12 @@ class CRT(Method):
         for p in model.parameters():
             if id(p) not in head_params:
                 p.requires_grad_(False)
+        if ctx.optimizer is not None:  # stage 2's optimizer starts afresh
+            for p in head.parameters():
+                ctx.optimizer.state.pop(p, None)
+
+    def lr_schedule(self, lr: float, epoch: int, step: int, ctx: Context) -> float:
+        start = self.start_epoch(ctx.epochs)
+        if epoch < start:
+            return lr
+        return float(ctx.budget["lr"]) * (1.0 + math.cos(math.pi * (epoch - start) / (ctx.epochs - start))) / 2.0

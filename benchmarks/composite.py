@@ -14,6 +14,7 @@ hook             how the parts combine
 ``augment``      chained, in order
 ``adversary``    summed
 ``on_epoch``     every part, in order
+``lr_schedule``  exclusive (one learning-rate schedule)
 ``second_stage`` exclusive (one second stage)
 ``adjust_logits`` exclusive (one post-hoc correction of the logits)
 ===============  =========================================================================
@@ -42,7 +43,7 @@ from typing import Any
 from .contract.errors import UsageError
 from .contract import HOOKS, Context, Method
 
-EXCLUSIVE = ("sampler", "criterion", "adapt_model", "second_stage", "adjust_logits")
+EXCLUSIVE = ("sampler", "criterion", "adapt_model", "lr_schedule", "second_stage", "adjust_logits")
 _SPLIT = re.compile(r"\+(?=[A-Za-z_])")  # '+' before a name: 1e+3 stays a number
 _CLASSES: dict[str, type[Method]] = {}
 
@@ -141,6 +142,10 @@ class Composite(Method):
     def on_epoch(self, epoch: int, ctx: Context) -> None:
         for part in self._with("on_epoch"):
             part.on_epoch(epoch, self._ctx(ctx))
+
+    def lr_schedule(self, lr: float, epoch: int, step: int, ctx: Context) -> float:
+        (part, *_) = self._with("lr_schedule") or [None]
+        return lr if part is None else part.lr_schedule(lr, epoch, step, self._ctx(ctx))
 
     def second_stage(self, model, ctx: Context):
         (part, *_) = self._with("second_stage") or [None]

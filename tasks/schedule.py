@@ -241,13 +241,16 @@ def sgd(params, budget: dict) -> torch.optim.Optimizer:
 def train_epochs(model: torch.nn.Module, optimizer, method: Method, ctx: Context, plan: EpochPlan,
                  batch_loss: Callable[[torch.Tensor], tuple[torch.Tensor, object, int]], *,
                  progress: bool = False, index_device="cpu") -> tuple[list[float], int, int]:
-    """The epoch loop: ``on_epoch``, the learning-rate schedule, then per batch of item indices
+    """The epoch loop: ``on_epoch``, the learning-rate schedule (the method's ``lr_schedule`` hook
+    given the profile's), then per batch of item indices
     ``batch_loss(idx) -> (loss, batch, size)`` (the track's forward), the method's ``adversary``
     term, a finite check and one optimizer step. Returns (per-epoch mean losses, optimizer steps,
     items seen)."""
     orders = plan_orders(plan, ctx.generator("batch-order"))
     history, steps, seen_total = [], 0, 0
     per_epoch_steps = plan.steps_per_epoch
+    ctx.optimizer, ctx.steps_per_epoch = optimizer, per_epoch_steps
+    own_schedule = "lr_schedule" in method.hooks()
     bar = tqdm(range(plan.epochs), desc="  epochs", leave=False, disable=not progress, unit="ep")
     for epoch in bar:
         ctx.epoch = epoch
@@ -257,6 +260,10 @@ def train_epochs(model: torch.nn.Module, optimizer, method: Method, ctx: Context
         total, seen = 0.0, 0
         for i, idx in enumerate(batches(len(order), plan.batch_size, order.to(index_device))):
             lr = learning_rate(epoch, ctx.budget, i, per_epoch_steps)
+            if own_schedule:
+                lr = float(method.lr_schedule(lr, epoch, i, ctx))
+                if not (math.isfinite(lr) and lr >= 0):
+                    raise ValueError(f"method {method.name!r}: lr_schedule gave learning rate {lr}")
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, batch, size = batch_loss(idx)

@@ -23,6 +23,7 @@ from imbench.baselines.tau_norm import TauNorm
 from imbench.benchmarks.contract import Method
 from imbench.benchmarks.contract.errors import UsageError
 from imbench.benchmarks.contract.method import DeferredSampling, register_method
+from imbench.benchmarks.plugins import method_class
 from imbench.tasks.classification.metrics import classification_metrics, shot_groups, submode_recall
 from imbench.tasks.schedule import EpochPlan, plan_orders, sampling_plan
 from imbench.testing import check_method, run_smoke_cell, tiny_context, tiny_imageset
@@ -331,6 +332,68 @@ def test_crt_retrains_a_reinitialised_classifier_on_a_frozen_backbone_with_class
     _fit(Again(), train)
     bound = 1 / math.sqrt(again["w"].shape[1])
     assert torch.equal(again["w"], snapshot["classifier.weight"]) and float(again["w"].abs().max()) <= bound
+
+
+def test_crt_stage_two_restarts_the_lr_on_the_official_per_epoch_cosine_with_a_fresh_optimizer():
+    """classifier-balancing's cls_crt: a new SGD at stage 1's base lr, CosineAnnealingLR(T, eta_min=0)
+    stepped per epoch; stage 1 keeps the profile's schedule (here a step at epoch 5)."""
+    from imbench.tasks.schedule import learning_rate
+
+    trace, state = {}, {}
+
+    class Watched(CRT):
+        def on_epoch(self, epoch, ctx):
+            if epoch == self.start_epoch(ctx.epochs):
+                head = list(self._model.classifier.parameters())
+                state["before"] = all("momentum_buffer" in ctx.optimizer.state[p] for p in head)
+                super().on_epoch(epoch, ctx)
+                state["after"] = any(p in ctx.optimizer.state for p in head)
+            else:
+                super().on_epoch(epoch, ctx)
+
+        def lr_schedule(self, lr, epoch, step, ctx):
+            out = super().lr_schedule(lr, epoch, step, ctx)
+            trace.setdefault(epoch, set()).add(out)
+            return out
+
+    method = Watched(crt_start=0.6)
+    train = tiny_imageset(counts=COUNTS)
+    from imbench.testing.classification import _tiny_model
+    from imbench.tasks.classification.train import fit
+
+    ctx = tiny_context(train, epochs=10)
+    ctx.budget.update({"momentum": 0.9, "lr_steps": {5: 0.1}})
+    fit(method.adapt_model(_tiny_model(train), ctx), train, method, ctx, reference_size=len(train))
+    assert state == {"before": True, "after": False}  # stage 1's momentum dropped at the switch
+    assert all(len(v) == 1 for v in trace.values())  # constant within an epoch, as the official scheduler
+    lr = ctx.budget["lr"]
+    assert [trace[e].pop() for e in range(6)] == [learning_rate(e, ctx.budget) for e in range(6)]
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4, eta_min=0.0)
+    official = []
+    for _ in range(4):
+        official.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert [trace[e].pop() for e in range(6, 10)] == pytest.approx(official, rel=1e-12)
+    assert official[0] == lr  # the restart: stage 1 ended at lr x 0.1
+
+
+def test_lr_schedule_is_exclusive_in_a_hybrid():
+    from imbench.benchmarks.composite import composite_class
+
+    class Warm(Method):
+        name = "warm-restart"
+        tracks = ("classification",)
+
+        def lr_schedule(self, lr, epoch, step, ctx):
+            return lr / 2
+
+    parts = {"warm-restart": Warm, "crt": CRT, "ros": method_class("ros")}
+    with pytest.raises(UsageError, match="lr_schedule"):
+        composite_class("warm-restart+crt", parts.get)
+    hybrid = composite_class("ros+warm-restart", parts.get)(**{"ros": {}, "warm-restart": {}})
+    assert hybrid.lr_schedule(0.5, 0, 0, tiny_context(tiny_imageset(counts=COUNTS))) == 0.25
 
 
 def test_tau_norm_rows_and_fixed_tau():

@@ -65,7 +65,10 @@ class Context:
     ``test`` is that same split and the test split never reaches it; None in every other cell;
     ``model_info`` what the track says of the model a method adapts or whose loss it replaces
     (detection: ``{"name", "head": "sigmoid" | "softmax"}``); ``ignore_index`` the label of void
-    pixels that no loss may count (segmentation; None elsewhere).
+    pixels that no loss may count (segmentation; None elsewhere); ``optimizer`` and
+    ``steps_per_epoch`` the training loop's optimizer and the optimizer steps of a nominal epoch,
+    set when the loop starts (a stage that starts afresh may clear the optimizer's state of the
+    parameters it re-initialises); None / 0 before.
     """
 
     track: str
@@ -92,6 +95,8 @@ class Context:
     val: Any = None
     model_info: dict = field(default_factory=dict)
     ignore_index: int | None = None
+    optimizer: Any = None
+    steps_per_epoch: int = 0
 
     def __post_init__(self) -> None:
         self.instance_counts = [int(n) for n in self.instance_counts]

@@ -16,6 +16,10 @@ hook                      what it changes
 ``augment(batch, ctx)``   each training batch on the fly
 ``adversary(m, b, ctx)``  an extra (adversarial) loss term added to the batch loss
 ``on_epoch(epoch, ctx)``  schedule changes at the start of each epoch (e.g. DRW)
+``lr_schedule(lr, ...)``  the learning rate of each optimizer step: ``(lr, epoch, step,
+                          ctx) -> lr``, given the profile's schedule's ``lr`` at (epoch, step
+                          within it): a stage with its own schedule (cRT's fresh cosine);
+                          ``ctx.optimizer`` / ``ctx.steps_per_epoch`` are the loop's
 ``second_stage(m, ctx)``  classification: the trained model, once, before evaluation (a
                           decoupled classifier: tau-norm); returns the model to evaluate
 ``adjust_logits(z, ctx)`` the trained model's logits at evaluation, before the arg-max
@@ -42,8 +46,8 @@ from .context import Context
 from .errors import UsageError
 from .registry import Registry
 
-HOOKS = ("prepare", "sampler", "criterion", "adapt_model", "augment", "adversary", "on_epoch", "second_stage",
-         "adjust_logits")
+HOOKS = ("prepare", "sampler", "criterion", "adapt_model", "augment", "adversary", "on_epoch", "lr_schedule",
+         "second_stage", "adjust_logits")
 
 
 class Method:
@@ -113,6 +117,9 @@ class Method:
 
     def on_epoch(self, epoch: int, ctx: Context) -> None:
         return None
+
+    def lr_schedule(self, lr: float, epoch: int, step: int, ctx: Context) -> float:
+        return lr
 
     def second_stage(self, model: torch.nn.Module, ctx: Context) -> torch.nn.Module:
         return model

@@ -72,6 +72,7 @@ def run_hooks(cls: type[Method], seed: int) -> dict:
     for epoch in range(ctx.epochs):
         ctx.epoch = epoch
         method.on_epoch(epoch, ctx)
+        out[f"lr{epoch}"] = scheduled_lr(cls, method, epoch, ctx)
         xa, ya = method.augment((x.clone(), y.clone()), ctx)
         assert xa.shape == x.shape and xa.dtype == x.dtype, f"{cls.name}: augment changed batch shape/dtype"
         if isinstance(ya, torch.Tensor):
@@ -99,6 +100,15 @@ def run_hooks(cls: type[Method], seed: int) -> dict:
     out["evaluated"] = adjusted
     json.dumps(ctx.record)  # what a method notes must be JSON-serialisable
     return out
+
+
+def scheduled_lr(cls: type[Method], method: Method, epoch: int, ctx: Context) -> torch.Tensor:
+    """The method's ``lr_schedule`` at the first step of ``epoch`` (given the budget's ``lr``),
+    checked to be a finite learning rate >= 0."""
+    lr = method.lr_schedule(float(ctx.budget["lr"]), epoch, 0, ctx)
+    assert isinstance(lr, (int, float)) and lr >= 0 and lr == lr and lr != float("inf"), \
+        f"{cls.name}: lr_schedule must return a finite learning rate >= 0, got {lr!r}"
+    return torch.tensor(float(lr))
 
 
 def _sampling_tensors(plan):

@@ -8,6 +8,7 @@ import torch
 
 from ..benchmarks.contract import Context, Method, RepeatFactors
 from ..data_recipes.sceneset import SceneSet, make_target
+from .classification import scheduled_lr
 
 SIZE = 32
 
@@ -121,6 +122,7 @@ def run_hooks(cls: type[Method], seed: int) -> dict:
         for epoch in range(ctx.epochs):
             ctx.epoch = epoch
             method.on_epoch(epoch, ctx)
+            out[f"{model_name}:lr{epoch}"] = scheduled_lr(cls, method, epoch, ctx)
             images = [prepared.images[i].float() / 255.0 for i in idx]
             targets = [prepared.targets[i] for i in idx]
             aug_i, aug_t = method.augment(([i.clone() for i in images], list(targets)), ctx)

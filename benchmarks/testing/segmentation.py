@@ -9,6 +9,7 @@ import torch
 
 from ..benchmarks.contract import Context, Method
 from ..data_recipes.segset import SegSet
+from .classification import scheduled_lr
 from .detection import image_sampling
 
 SIZE = 32
@@ -92,6 +93,7 @@ def run_hooks(cls: type[Method], seed: int) -> dict:
         for epoch in range(ctx.epochs):
             ctx.epoch = epoch
             method.on_epoch(epoch, ctx)
+            out[f"lr{epoch}"] = scheduled_lr(cls, method, epoch, ctx)
             x, y = collate([prepared.images[i] for i in idx], [prepared.masks[i] for i in idx], VOID, "cpu")
             ax, ay = method.augment((x.clone(), y.clone()), ctx)
             assert ax.shape == x.shape and ax.dtype == x.dtype, f"{cls.name}: augment changed the images' shape/dtype"
