@@ -29,8 +29,14 @@ def profiles() -> dict:
     return _load(str(PROFILES_FILE))
 
 
-def budget(profile: str, track: str) -> dict:
-    """The budgets of ``track`` under ``profile`` (a built-in name or a YAML file path)."""
+# the keys a suite grid's ``budgets`` variants may set on top of a profile (the protocol's
+# optimizer settings; the length of training is ``budget_scale``'s)
+SETTABLE = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "warmup_epochs")
+
+
+def budget(profile: str, track: str, settings: dict | None = None) -> dict:
+    """The budgets of ``track`` under ``profile`` (a built-in name or a YAML file path), with
+    ``settings`` (keys of :data:`SETTABLE`: a grid's ``budgets`` variant) set over them."""
     if profile.endswith((".yaml", ".yml")):
         data = _load(profile)
         name = Path(profile).stem
@@ -43,6 +49,10 @@ def budget(profile: str, track: str) -> dict:
     if track not in block:
         raise UsageError(f"profile {profile!r} has no budgets for track {track!r}")
     out = dict(block[track])
+    for key in settings or {}:
+        if key not in SETTABLE:
+            raise UsageError(f"budgets: {key!r} cannot be set per grid (settable: {', '.join(SETTABLE)})")
+    out.update(settings or {})
     for key in ("epochs", "batch_size", "lr"):
         if key not in out:
             raise UsageError(f"profile {profile!r}: the {track} budget needs {key!r}")

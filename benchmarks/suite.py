@@ -7,7 +7,9 @@ or ``{name: smote+ldam-drw, smote: {k_neighbors: 3}}``, or ``all`` / ``baseline`
 ``models``, ``budget_scale`` (a number or a list: multiplies the profile's training budget, see
 ``tasks.schedule.epoch_plan``; a list is a grid axis), ``gan_steps`` (a list: the generator
 updates of the generative methods' cells, a grid axis), ``seeds`` (training randomness),
-``subset_seeds`` (which images the recipe keeps; default ``[0]``), ``split_seed``, ``validation`` (a
+``subset_seeds`` (which images the recipe keeps; default ``[0]``), ``budgets`` (a mapping or a list of
+mappings setting the profile's optimizer keys -- ``optimizer``, ``lr``, ``momentum``, ... -- a grid
+axis; the settings are part of the profile label, ``quick(optimizer=sgd,lr=0.1)``), ``split_seed``, ``validation`` (a
 fraction: the cells train without that share of the training set and are evaluated on it instead of
 the test split -- what defaults are chosen on) and a ``profile``. A method that does not support a grid's track
 is left out of ``all``; named explicitly, it is an error. ``skip_undertrained: true`` leaves out the
@@ -256,15 +258,18 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
         if any(o is not None and not o for o in (o_datasets, o_recipes, o_methods, o_models)):
             continue  # the command line names nothing of this grid's track
         profile = ov.profile or grid.get("profile", "quick")
-        bud = budget(profile, track)
-        if ov.budget_unit is not None:
-            if ov.budget_unit not in BUDGET_UNITS:
-                raise UsageError(f"--budget-unit must be one of {', '.join(BUDGET_UNITS)}, got {ov.budget_unit!r}")
-            bud["budget_unit"] = ov.budget_unit
-        if ov.precision is not None:
-            if ov.precision not in PRECISIONS:
-                raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {ov.precision!r}")
-            bud["precision"] = ov.precision
+        variants = []  # (the grid's ``budgets`` variant, the budget it gives)
+        for settings in _budget_settings(grid):
+            bud = budget(profile, track, settings)
+            if ov.budget_unit is not None:
+                if ov.budget_unit not in BUDGET_UNITS:
+                    raise UsageError(f"--budget-unit must be one of {', '.join(BUDGET_UNITS)}, got {ov.budget_unit!r}")
+                bud["budget_unit"] = ov.budget_unit
+            if ov.precision is not None:
+                if ov.precision not in PRECISIONS:
+                    raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {ov.precision!r}")
+                bud["precision"] = ov.precision
+            variants.append((settings, bud))
         scales = _scales(ov.budget_scale if ov.budget_scale is not None else _listify(grid.get("budget_scale", 1)))
         gan_steps = _gan_steps(ov.gan_steps if ov.gan_steps is not None else _listify(grid.get("gan_steps", [])))
         grid_datasets = _listify(grid.get("datasets", [tr.default_dataset]))
@@ -299,8 +304,8 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
             dataset_extra = {**_image_size(grid if own else {}, ov, tr), **_validation(grid, ov)}
             split_seed = ov.split_seed if ov.split_seed is not None else (int(grid.get("split_seed", 0)) if own else 0)
             d_recipes = recipes if (own or o_recipes) else _recipes_for(d, recipes, tr, notes)
-            for (rname, rparams), model, scale, method, subset, seed in itertools.product(
-                    d_recipes, models, scales, methods, subsets, seeds):
+            for (rname, rparams), model, (settings, bud), scale, method, subset, seed in itertools.product(
+                    d_recipes, models, variants, scales, methods, subsets, seeds):
                 if not method_class(method["name"]).supports(track, model):
                     continue  # 'all' / 'baseline' / 'gan' leave out what cannot run with this model
                 # a scale of 1 is not written in: the cells of a profile keep their identity
@@ -311,7 +316,7 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
                         skipped.add(method["name"])
                         continue
                     cells.append(_cell(track, d, split_seed, dataset_extra, rname, rparams, method, model, profile,
-                                       resolved, subset, seed))
+                                       resolved, subset, seed, settings))
         if skipped:
             notes.append(f"{track}: left out {', '.join(sorted(skipped))} (their generators are under-trained at "
                          f"the {Path(profile).stem} profile's generator budget; name them with --methods to run them)")
@@ -329,7 +334,7 @@ def expand(suite: dict, ov: Overrides, notes: list[str] | None = None) -> list[d
 
 
 def _cell(track, dataset, split_seed, dataset_extra, rname, rparams, method, model, profile, budget, subset,
-          seed) -> dict:
+          seed, settings=None) -> dict:
     return {
         "track": track,
         "dataset": {"name": dataset, "split_seed": split_seed, **dataset_extra},
@@ -339,7 +344,9 @@ def _cell(track, dataset, split_seed, dataset_extra, rname, rparams, method, mod
         "model": model,
         # the generative budget belongs only to the cells of generative methods
         "profile": {"name": Path(profile).stem,
-                    "budget": budget if method["generative"] else {k: v for k, v in budget.items() if k != "gan"}},
+                    "budget": budget if method["generative"] else {k: v for k, v in budget.items() if k != "gan"},
+                    # a ``budgets`` variant's settings, for the label (absent: the profile as it is)
+                    **({"set": {k: budget[k] for k in settings}} if settings else {})},
         "subset_seed": int(subset),
         "seed": int(seed),
     }
@@ -413,6 +420,20 @@ def _recipes_for(dataset: str, recipes: list[tuple[str, dict]], track, notes: li
     notes.append(f"dataset {dataset} takes only {', '.join(allowed)} ({track.name}); the suite's "
                  f"{', '.join(given)} are for its own data: it runs {default} (name recipes with --recipe)")
     return [(default, track.resolve_recipe(default, {}))]
+
+
+def _budget_settings(grid: dict) -> list[dict]:
+    """The grid's ``budgets``: a list of mappings (or one mapping), each a variant of the profile's
+    budget with those keys set (``profiles.SETTABLE``: the optimizer, lr, momentum, weight decay,
+    batch size, warm-up) -- a grid axis, e.g. the optimizers ``imbench run select`` compares;
+    absent: ``[{}]``, the profile as it is."""
+    value = grid.get("budgets")
+    if value is None:
+        return [{}]
+    items = _listify(value)
+    if not items or not all(isinstance(v, dict) for v in items):
+        raise UsageError(f"budgets must be a mapping or a list of mappings of budget keys, got {value!r}")
+    return [dict(v) for v in items]
 
 
 def _image_size(grid: dict, ov: Overrides, track) -> dict:

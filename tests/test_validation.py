@@ -125,3 +125,31 @@ def test_bad_validation_is_one_line_and_exit_2(cli, tmp_path, value):
                        "--profile", "smoke", "--out", tmp_path / "r")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "validation" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_budgets_variants_are_a_grid_axis_with_their_settings_in_the_budget_and_the_label():
+    grid = {"track": "segmentation", "datasets": ["digit-scenes"], "recipes": [{"name": "rare-pixels", "ir": 10}],
+            "methods": ["erm"], "models": ["unet"], "image_size": 32, "seeds": [0], "profile": "quick"}
+    (plain,) = expand({"name": "t", "grids": [grid]}, Overrides())
+    same, sgd = expand({"name": "t", "grids": [{**grid, "budgets": [{}, {"optimizer": "sgd", "lr": "1e-1"}]}]},
+                       Overrides())
+    assert same == plain  # the empty variant is the profile as it is: the same cell
+    budget = sgd["profile"]["budget"]
+    assert budget["optimizer"] == "sgd" and budget["lr"] == 0.1  # coerced as a profile's own value
+    assert {k: v for k, v in budget.items() if k not in ("optimizer", "lr")} == \
+        {k: v for k, v in plain["profile"]["budget"].items() if k not in ("optimizer", "lr")}
+    assert labels(sgd)["profile"] == "quick(optimizer=sgd,lr=0.1)" and labels(plain)["profile"] == "quick"
+    for bad in ({"epochs": 3}, {"optimizer": "lbfgs"}, [1]):
+        with pytest.raises(UsageError, match="budgets|optimizer"):
+            expand({"name": "t", "grids": [{**grid, "budgets": bad}]}, Overrides())
+
+
+def test_a_budgets_variant_trains_with_its_optimizer(tmp_path):
+    rec = run_smoke_cell("erm", tmp_path, track="segmentation",
+                         grid={"budgets": [{"optimizer": "sgd", "lr": 0.05, "momentum": 0.5}]})
+    assert rec["status"] == "ok" and rec["labels"]["profile"] == "smoke(optimizer=sgd,lr=0.05,momentum=0.5)"
+    assert rec["config"]["profile"]["budget"]["optimizer"] == "sgd"
+    from imbench.tasks.schedule import sgd
+
+    opt = sgd([torch.zeros(1, requires_grad=True)], rec["config"]["profile"]["budget"])  # what the loop builds
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.5 and opt.defaults["lr"] == 0.05

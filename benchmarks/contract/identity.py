@@ -77,10 +77,12 @@ def dataset_label(dataset: dict) -> str:
 
 
 def profile_label(profile: dict) -> str:
-    """The profile's name; its budget unit when it is not the default ``steps``, its precision when
-    it names one and its budget scale when it is not 1: ``quick``, ``quick(precision=bf16,budget_scale=4)``."""
+    """The profile's name; a grid's ``budgets`` settings, its budget unit when it is not the default
+    ``steps``, its precision when it names one and its budget scale when it is not 1: ``quick``,
+    ``quick(precision=bf16,budget_scale=4)``, ``quick(optimizer=sgd,lr=0.1)``."""
     budget = profile.get("budget", {})
-    extra = [f"budget_unit={budget['budget_unit']}"] if budget.get("budget_unit", "steps") != "steps" else []
+    extra = [f"{k}={format_value(v)}" for k, v in (profile.get("set") or {}).items()]  # a ``budgets`` variant
+    extra += [f"budget_unit={budget['budget_unit']}"] if budget.get("budget_unit", "steps") != "steps" else []
     extra += [f"precision={budget['precision']}"] if budget.get("precision") else []
     extra += [f"budget_scale={format_value(float(budget['budget_scale']))}"] if budget.get("budget_scale", 1) != 1 else []
     return profile["name"] if not extra else f"{profile['name']}({','.join(extra)})"
