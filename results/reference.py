@@ -91,17 +91,24 @@ def table(records: list[dict], track: str) -> str:
         return "(no records)\n"
     head = track_info(recs, track)["headline"]
     rows = stats[stats["metric"] == head].copy()
-    rows["column"] = rows["dataset"].astype(str) + " / " + rows["recipe"].astype(str)
-    for key in ("model", "profile"):  # named where the set's blocks differ in it (one column per block)
-        if key in rows and rows[key].nunique() > 1:
+    varying = [k for k in ("model", "profile") if k in rows and rows[k].nunique() > 1]
+    caption = ""
+    if varying and rows["dataset"].nunique() == 1 and rows["recipe"].nunique() == 1:
+        # one block in several settings (a select grid's optimizers): the block once, above the table
+        caption = f"{rows['dataset'].iloc[0]} / {rows['recipe'].iloc[0]}:\n\n"
+        rows["column"] = rows[varying].astype(str).agg(" / ".join, axis=1)
+    else:  # one column per block, named by what differs between the set's blocks
+        rows["column"] = rows["dataset"].astype(str) + " / " + rows["recipe"].astype(str)
+        for key in varying:
             rows["column"] += " / " + rows[key].astype(str)
     drift = DRIFT.get(track, 0.0)
     rows["text"] = rows.apply(lambda r: _cell(r, drift), axis=1)
     wide = rows.pivot_table(index="method", columns="column", values="text", aggfunc="first")
     order = _erm_first(rows.groupby("method")["mean"].mean().sort_values(ascending=False).index)
-    wide = wide.reindex(index=[m for m in order if m in wide.index], columns=list(dict.fromkeys(rows["column"])))
+    columns = list(dict.fromkeys(rows["column"]))
+    wide = wide.reindex(index=[m for m in order if m in wide.index], columns=sorted(columns) if caption else columns)
     short = set(rows.loc[rows["undertrained"].fillna(False).astype(bool), "method"]) if "undertrained" in rows else set()
-    lines = [f"| method | {' | '.join(wide.columns)} |", "|---|" + "---|" * len(wide.columns)]
+    lines = [f"{caption}| method | {' | '.join(wide.columns)} |", "|---|" + "---|" * len(wide.columns)]
     for method, values in wide.iterrows():
         name = f"`{method}`" + (" (under-trained generator)" if method in short else "")
         lines.append(f"| {name} | " + " | ".join("" if (isinstance(v, float) and math.isnan(v)) else str(v)

@@ -135,3 +135,70 @@ def test_layout_and_precision_speed(benchmark, model):
         print(f"{model} {key[0]} {key[1]}: {value * 1000:.1f} ms/step, x{base / value:.2f} vs NCHW fp32")
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     assert all(v > 0 for v in times.values())
+
+
+@pytest.mark.parametrize("model", ["fcos", "unet"])
+def test_torch_compile_speed(benchmark, model):
+    """``torch.compile`` (inductor) against eager for one training step of the track's default
+    model at quick's batch, one torch thread, side by side; prints the step times, the speed-up
+    and the one-off compile time (README, "Speed": the result decides whether imbench compiles).
+    FCOS compiles its backbone and head (torchvision's target assignment and losses break the
+    graph: compiling the whole detector gains the same and compiles for minutes)."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from imbench.benchmarks.perf import _batch
+    from imbench.tasks.detection.models import build_fcos
+    from imbench.tasks.segmentation.models import build_segmenter
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+    def make(compiled: bool):
+        torch.manual_seed(0)
+        if model == "fcos":
+            net = build_fcos(10, 1, 64, [0.5], [0.25])
+            x, y = _batch("detection", (1, 64, 64), 10, 16, torch.Generator().manual_seed(0))
+            if compiled:
+                net.model.backbone = torch.compile(net.model.backbone)
+                net.model.head = torch.compile(net.model.head)
+            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+            loss_of = lambda: sum(net(x, y).values())  # noqa: E731
+        else:
+            net = build_segmenter("unet", num_classes=11, in_channels=1, mean=[0.5], std=[0.5])
+            net = net.to(memory_format=torch.channels_last)
+            x = torch.rand(16, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+            y = torch.randint(0, 11, (16, 32, 32))
+            net = torch.compile(net) if compiled else net
+            opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+            loss_of = lambda: F.cross_entropy(net(x).float(), y)  # noqa: E731
+
+        def step():
+            loss = loss_of()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step
+
+    times, first = {}, {}
+    try:
+        for compiled in (False, True):
+            t = time.perf_counter()
+            step = make(compiled)
+            step()
+            first[compiled] = time.perf_counter() - t
+            for _ in range(5):
+                step()
+            t = time.perf_counter()
+            for _ in range(20):
+                step()
+            times[compiled] = (time.perf_counter() - t) / 20
+    finally:
+        torch.set_num_threads(before)
+    print(f"{model}: eager {times[False] * 1e3:.1f} ms/step, compiled {times[True] * 1e3:.1f} ms/step, "
+          f"x{times[False] / times[True]:.2f}; first compiled step {first[True]:.1f} s "
+          f"(eager {first[False]:.2f} s)")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    assert all(v > 0 for v in times.values())
