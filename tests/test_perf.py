@@ -202,3 +202,61 @@ def test_torch_compile_speed(benchmark, model):
           f"(eager {first[False]:.2f} s)")
     benchmark.pedantic(lambda: None, rounds=1, iterations=1)
     assert all(v > 0 for v in times.values())
+
+
+def test_detection_step_profile(benchmark):
+    """Where one FCOS training step (16 images of 64 px, quick's batch, one thread) spends its time:
+    ``torch.profiler`` around torchvision's stages (backbone + FPN, head, ``compute_loss`` -- target
+    assignment and the losses --, the transform), the backward pass and the optimizer step; prints
+    each stage's ms per step and share, and the heaviest ops (README, "Speed")."""
+    import torch
+    from torch.autograd.profiler import record_function
+    from torch.profiler import ProfilerActivity, profile
+
+    from imbench.benchmarks.perf import _batch
+    from imbench.tasks.detection.models import build_fcos
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    det = build_fcos(10, 1, 64, [0.5], [0.25])
+    x, y = _batch("detection", (1, 64, 64), 10, 16, torch.Generator().manual_seed(0))
+    opt = torch.optim.SGD(det.parameters(), lr=0.01, momentum=0.9)
+    det.train()
+
+    def labelled(fn, label):
+        def run(*args, **kwargs):
+            with record_function(label):
+                return fn(*args, **kwargs)
+        return run
+
+    inner = det.model
+    inner.compute_loss = labelled(inner.compute_loss, "## compute_loss")
+    for name in ("backbone", "head", "transform"):
+        module = getattr(inner, name)
+        module.forward = labelled(module.forward, f"## {name}")
+
+    def step():
+        with record_function("## forward"):
+            loss = sum(det(x, y).values())
+        with record_function("## backward"):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        with record_function("## optimizer"):
+            opt.step()
+
+    try:
+        for _ in range(5):
+            step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(20):
+                step()
+    finally:
+        torch.set_num_threads(before)
+    stages = {e.key: e.cpu_time_total / 20 / 1e3 for e in prof.key_averages() if e.key.startswith("##")}
+    total = stages["## forward"] + stages["## backward"] + stages["## optimizer"]
+    for key, ms in sorted(stages.items(), key=lambda kv: -kv[1]):
+        print(f"{key[3:]:15s} {ms:6.1f} ms/step {100 * ms / total:5.1f} %")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    assert stages["## compute_loss"] < stages["## forward"] < total
