@@ -137,6 +137,20 @@ def test_layout_and_precision_speed(benchmark, model):
     assert all(v > 0 for v in times.values())
 
 
+def _fcos_training():
+    """quick's FCOS training unit: the detector (10 classes, 1 channel, 64 px), a batch of 16 scenes
+    as ``imbench perf``'s bare loop makes them, and its SGD."""
+    import torch
+
+    from imbench.benchmarks.perf import _batch
+    from imbench.tasks.detection.models import build_fcos
+
+    torch.manual_seed(0)
+    det = build_fcos(10, 1, 64, [0.5], [0.25])
+    x, y = _batch("detection", (1, 64, 64), 10, 16, torch.Generator().manual_seed(0))
+    return det, x, y, torch.optim.SGD(det.parameters(), lr=0.01, momentum=0.9)
+
+
 @pytest.mark.parametrize("model", ["fcos", "unet"])
 def test_torch_compile_speed(benchmark, model):
     """``torch.compile`` (inductor) against eager for one training step of the track's default
@@ -149,8 +163,6 @@ def test_torch_compile_speed(benchmark, model):
     import torch
     import torch.nn.functional as F
 
-    from imbench.benchmarks.perf import _batch
-    from imbench.tasks.detection.models import build_fcos
     from imbench.tasks.segmentation.models import build_segmenter
 
     before = torch.get_num_threads()
@@ -159,12 +171,10 @@ def test_torch_compile_speed(benchmark, model):
     def make(compiled: bool):
         torch.manual_seed(0)
         if model == "fcos":
-            net = build_fcos(10, 1, 64, [0.5], [0.25])
-            x, y = _batch("detection", (1, 64, 64), 10, 16, torch.Generator().manual_seed(0))
+            net, x, y, opt = _fcos_training()
             if compiled:
                 net.model.backbone = torch.compile(net.model.backbone)
                 net.model.head = torch.compile(net.model.head)
-            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
             loss_of = lambda: sum(net(x, y).values())  # noqa: E731
         else:
             net = build_segmenter("unet", num_classes=11, in_channels=1, mean=[0.5], std=[0.5])
@@ -213,15 +223,9 @@ def test_detection_step_profile(benchmark):
     from torch.autograd.profiler import record_function
     from torch.profiler import ProfilerActivity, profile
 
-    from imbench.benchmarks.perf import _batch
-    from imbench.tasks.detection.models import build_fcos
-
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    det = build_fcos(10, 1, 64, [0.5], [0.25])
-    x, y = _batch("detection", (1, 64, 64), 10, 16, torch.Generator().manual_seed(0))
-    opt = torch.optim.SGD(det.parameters(), lr=0.01, momentum=0.9)
+    det, x, y, opt = _fcos_training()
     det.train()
 
     def labelled(fn, label):
