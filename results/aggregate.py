@@ -23,6 +23,11 @@ precisely, per (setting, metric), a *setting* being a cell without its seeds —
 * ``undertrained``: True when the setting's generator budget is one the profile lists as
   under-trained for this method (``gan: undertrained``: measured short of its quality at 4x the
   generator updates);
+* ``collapsed_seeds``: how many of the setting's successful cells predict a single class on the whole
+  test set (read from the record's ``confusion_matrix``, rows true class, columns prediction, where
+  the test set has several classes; classification and segmentation): a collapsed model, whose
+  score says the training broke down (e.g. soft Dice's background-only collapse, README "Budgets"),
+  not how good the method is;
 * ``identical_to``: ``"erm"`` when every successful cell of the setting computed erm's cell by
   construction (the record's ``identical_to``: an over-sampler on a balanced block, a generator
   with nothing to generate); its ``p_vs_erm`` is NaN, and a method that is erm's copy in some
@@ -60,7 +65,18 @@ LEGACY_TRACK_INFO = {"headline": "balanced_accuracy",
                      "table": ["balanced_accuracy", "macro_f1", "tail_recall"]}
 TIDY_COLUMNS = LABELS + ["family", "setting", "block", "curve", "budget_scale", "metric", "mean", "std", "n_seeds", "n_failed",
                          "ci95_lo", "ci95_hi", "delta_vs_erm", "n_pairs", "p_vs_erm", "rank", "fewer_seeds",
-                         "identical_to", "undertrained"]
+                         "identical_to", "undertrained", "collapsed_seeds"]
+
+
+def one_class_predicted(confusion) -> bool:
+    """True when a confusion matrix (rows true class, columns prediction) has several true classes
+    and every prediction in one column: the model predicts one class for everything."""
+    if not isinstance(confusion, list) or not confusion or not all(isinstance(row, list) for row in confusion):
+        return False
+    cm = np.asarray(confusion, dtype=float)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        return False
+    return int((cm.sum(1) > 0).sum()) > 1 and int((cm.sum(0) > 0).sum()) == 1
 
 
 def track_info(records: list[dict], track: str) -> dict:
@@ -128,6 +144,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
                "identical_to": r.get("identical_to") or "",
                "undertrained": bool(((r["config"]["profile"]["budget"].get("gan") or {}).get("undertrained")))}
         metrics = dict(r.get("metrics") or {})
+        row["collapsed"] = r["status"] == "ok" and one_class_predicted(metrics.get("confusion_matrix"))
         if r.get("record_version", 1) < 2 and "cas_mean" in metrics:  # v1 called GAN-test "cas"
             metrics["gan_test_mean"] = metrics.pop("cas_mean")
         row.update({ALIASES.get(k, k): v for k, v in metrics.items()
@@ -207,7 +224,8 @@ def tidy(records: list[dict]) -> pd.DataFrame:
                            std=float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
                            n_seeds=int(len(vals)), n_failed=n_failed, ci95_lo=lo, ci95_hi=hi,
                            delta_vs_erm=math.nan, n_pairs=0, p_vs_erm=math.nan,
-                           fewer_seeds=bool(len(vals) < most.get(first["block"], 0)), identical_to=same)
+                           fewer_seeds=bool(len(vals) < most.get(first["block"], 0)), identical_to=same,
+                           collapsed_seeds=int(good["collapsed"].sum()))
                 ref = erm_setting.get(first["block"])
                 if ref is not None and len(vals):
                     erm = ok[ok["setting"] == ref]

@@ -10,7 +10,8 @@ parameters only; a label shared by two different settings gets ``#<hash>`` appen
 ``family``, ``n_seeds`` (the seeds the headline mean is over: successful cells, seeds x subset
 seeds, with a headline value), ``n_failed``, ``identical_to`` (``erm`` for a method that computed
 erm's cells by construction on this block), ``undertrained`` (its generator budget is one the
-profile lists as under-trained for it), ``rank`` (by the
+profile lists as under-trained for it), ``collapsed_seeds`` (seeds whose model predicts one class on
+the whole test set: :func:`collapse_mark`), ``rank`` (by the
 track's headline metric, 1 = best), ``<headline>_delta_erm`` (paired by seed where possible, see
 ``aggregate``), then ``<metric>_mean`` / ``<metric>_std`` (sample std, ddof=1; empty for a single
 seed) for the metrics the track reports, then ``setting`` / ``block`` (hash prefixes).
@@ -25,6 +26,16 @@ import pandas as pd
 from .aggregate import KEYS, tidy, track_info
 
 UNDERTRAINED_MARK = " (under-trained generator)"
+COLLAPSED_NOTE = ("(one class: k/n): on k of the n seeds the model predicts a single class for the whole test set -- "
+                  "its training collapsed (README, Budgets), so the score measures the collapse, not the method")
+
+
+def collapse_mark(row) -> str:
+    """`` (one class: k/n)`` for a tidy / leaderboard row with collapsed seeds, else ``""``."""
+    k = row.get("collapsed_seeds")
+    if k is None or pd.isna(k) or int(k) == 0:
+        return ""
+    return f" (one class: {int(k)}/{int(row['n_seeds'])})"
 
 
 def is_set(flag) -> bool:
@@ -42,10 +53,12 @@ def leaderboard(records: list[dict], table: pd.DataFrame | None = None) -> pd.Da
         shown[track] = info.get("table") or [info["headline"]]
         head = info["headline"]
         ids = sub.drop_duplicates("setting").set_index("setting")[KEYS + ["method", "family", "block", "n_seeds",
-                                                                          "n_failed", "identical_to", "undertrained"]]
+                                                                          "n_failed", "identical_to", "undertrained",
+                                                                          "collapsed_seeds"]]
         headline = sub[sub["metric"] == head].set_index("setting")
         ids["rank"] = headline["rank"]
         ids["n_seeds"] = headline["n_seeds"]  # the seeds the headline mean is over
+        ids["collapsed_seeds"] = headline["collapsed_seeds"]
         ids[f"{head}_delta_erm"] = headline["delta_vs_erm"]
         metrics = [m for m in [head, *info["metrics"]] if m in set(sub["metric"])]
         for m in dict.fromkeys(metrics):
@@ -67,7 +80,7 @@ def format_table(board: pd.DataFrame, metrics: tuple[str, ...] | None = None) ->
     seed; a method with fewer successful seeds than the others of its block says so)."""
     if board.empty:
         return "(no successful cells)"
-    lines, flagged, copies, short = [], False, False, False
+    lines, flagged, copies, short, collapsed = [], False, False, False, False
     per_track = board.attrs.get("table_metrics", {})
     for key, group in board.groupby(KEYS + ["block"], sort=False):
         shown = metrics or per_track.get(key[0]) or _default_metrics(group)
@@ -84,6 +97,8 @@ def format_table(board: pd.DataFrame, metrics: tuple[str, ...] | None = None) ->
                 flagged = True
             method = row["method"] + (f" (= {row['identical_to']})" if row.get("identical_to") else "")
             method += UNDERTRAINED_MARK if is_set(row.get("undertrained")) else ""
+            method += collapse_mark(row)
+            collapsed = collapsed or bool(collapse_mark(row))
             copies = copies or bool(row.get("identical_to"))
             short = short or is_set(row.get("undertrained"))
             cells = [f"{row['rank']:.0f}" if pd.notna(row["rank"]) else "-", method, seeds]
@@ -104,6 +119,8 @@ def format_table(board: pd.DataFrame, metrics: tuple[str, ...] | None = None) ->
         text += (f"\n\n{UNDERTRAINED_MARK.strip()}: at this profile's generator budget its samples were measured "
                  "well short of their quality at 4x the generator updates (README, Budgets): the row judges an "
                  "under-trained generator, not its family")
+    if collapsed:
+        text += "\n\n" + COLLAPSED_NOTE
     return text
 
 

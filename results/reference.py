@@ -16,7 +16,8 @@ drift*: paired t-test p < 0.05 and |delta| larger than the track's drift in ``DR
 largest |bf16 - fp32| difference of a method's mean measured on that track (the README's parity
 table), the stand-in for how far another CPU moves a number. ``=`` marks erm's copies
 (``identical_to``); "(under-trained generator)" a generator budget the profile lists as
-under-trained for the method.
+under-trained for the method; "(one class: k/n)" a cell whose model predicted a single class on k of
+its n seeds (``leaderboard.collapse_mark``), explained under the table.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregate import tidy, track_info
+from .leaderboard import COLLAPSED_NOTE, collapse_mark
 
 REFERENCE_DIR = Path(__file__).with_name("reference")
 # largest |bf16 - fp32| difference of a method's mean over 3 seeds, per track (README, "Speed")
@@ -74,7 +76,7 @@ def _cell(row: pd.Series, drift: float) -> str:
     p, delta = row["p_vs_erm"], row["delta_vs_erm"]
     if not pd.isna(p) and p < 0.05 and not pd.isna(delta) and abs(delta) > drift:
         text += " *"
-    return text
+    return text + collapse_mark(row)
 
 
 def _erm_first(methods) -> list[str]:
@@ -113,7 +115,12 @@ def table(records: list[dict], track: str) -> str:
         name = f"`{method}`" + (" (under-trained generator)" if method in short else "")
         lines.append(f"| {name} | " + " | ".join("" if (isinstance(v, float) and math.isnan(v)) else str(v)
                                                      for v in values) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _collapse_legend(rows)
+
+
+def _collapse_legend(rows: pd.DataFrame) -> str:
+    """The legend of the "(one class: k/n)" mark, where a table shows one."""
+    return f"\n{COLLAPSED_NOTE}.\n" if (rows["collapsed_seeds"].fillna(0) > 0).any() else ""
 
 
 def curve_tables(records: list[dict], track: str) -> str:
@@ -136,7 +143,8 @@ def curve_tables(records: list[dict], track: str) -> str:
         for method in order:
             by = rows[rows["method"] == method].set_index("budget_scale")
             cells = [("" if s not in by.index else f"{by.loc[s, 'mean']:.3f}" +
-                      ("" if pd.isna(by.loc[s, "std"]) else f" ± {by.loc[s, 'std']:.3f}")) for s in scales]
+                      ("" if pd.isna(by.loc[s, "std"]) else f" ± {by.loc[s, 'std']:.3f}") + collapse_mark(by.loc[s]))
+                     for s in scales]
             lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
         lines.append("| tau vs x{:g} | ".format(scales[-1]) + " | ".join(
             "" if pd.isna(stab.loc[s, "tau vs largest"]) else f"{stab.loc[s, 'tau vs largest']:.2f}" for s in scales) + " |")
@@ -150,7 +158,7 @@ def curve_tables(records: list[dict], track: str) -> str:
             verdict = f"erm's plateau {rule['plateau_mean']:.3f} at x{rule['plateau_scale']:g}; {rule['reason']}"
         else:
             verdict = rule.get("reason", "")
-        parts.append("\n".join(lines) + f"\n\nBudget rule: {verdict}.\n")
+        parts.append("\n".join(lines) + f"\n\nBudget rule: {verdict}.\n" + _collapse_legend(rows))
     return "\n".join(parts) if parts else "(no learning curve)\n"
 
 

@@ -33,7 +33,7 @@ from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract.records import read_record
 from .aggregate import current, pivot, tidy, track_info
 from .budgets import budget_tables
-from .leaderboard import UNDERTRAINED_MARK, format_table, is_set, leaderboard
+from .leaderboard import COLLAPSED_NOTE, UNDERTRAINED_MARK, collapse_mark, format_table, is_set, leaderboard
 
 
 def load_runs(run_dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict]]:
@@ -260,6 +260,7 @@ def block_table(block: pd.DataFrame, headline: str, metrics: list[str]) -> pd.Da
         seeds = f"{r['n_seeds']}" + (f" ({r['n_failed']} failed)" if r["n_failed"] else "") + (" !" if r["fewer_seeds"] else "")
         method = r["method"] + (f" (= {r['identical_to']})" if r.get("identical_to") else "")
         method += UNDERTRAINED_MARK if is_set(r.get("undertrained")) else ""
+        method += collapse_mark(r)
         row = {"rank": "–" if math.isnan(r["rank"]) else f"{r['rank']:.0f}", "method": method, "family": r["family"],
                "seeds": seeds,
                headline: _num(r["mean"]) + ("" if math.isnan(r["std"]) else f" ± {_num(r['std'])}"),
@@ -289,6 +290,8 @@ def _write_html(out: Path, run_dirs, records, board, commands, missing, per_trac
     for track, part in per_track.items():
         head, stats = part["info"]["headline"], part["stats"]
         prefix = f"{track}: " if len(per_track) > 1 else ""
+        if "collapsed_seeds" in part["table"] and (part["table"]["collapsed_seeds"].fillna(0) > 0).any():
+            notes.append(f"{prefix}{COLLAPSED_NOTE}")
         tables.append((f"{prefix}{head} by method and block (mean over seeds)", part["pivot"].round(4)))
         blocks = {" / ".join(str(k) for k in key[:-1]): block_table(grp, head, part["info"].get("metrics", []))
                   for key, grp in part["table"].groupby(["dataset", "recipe", "model", "profile", "block"], sort=False)}

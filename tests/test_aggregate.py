@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from imbench.results.aggregate import ci95, pivot, tidy
-from imbench.results.leaderboard import format_table, leaderboard
+from imbench.results.aggregate import ci95, one_class_predicted, pivot, tidy
+from imbench.results.leaderboard import COLLAPSED_NOTE, format_table, leaderboard
 
 INFO = {"headline": "score", "metrics": ["score", "fid"], "per_class": "per_class_score",
         "lower_is_better": ["fid"], "table": ["score"]}
@@ -125,3 +125,23 @@ def test_ci95_needs_two_values():
     lo, hi = ci95(np.array([1.0, 3.0]))
     assert (lo + hi) / 2 == pytest.approx(2.0)
     assert pd.notna(lo)
+
+
+def test_a_model_that_predicts_one_class_is_counted_and_marked_as_collapsed():
+    # rows true class, columns prediction: everything predicted as class 0 on a 3-class test set
+    one_class = [[50, 0, 0], [7, 0, 0], [3, 0, 0]]
+    confused = [[40, 10, 0], [7, 0, 0], [3, 0, 0]]  # two classes predicted: weak, not collapsed
+    assert one_class_predicted(one_class) and not one_class_predicted(confused)
+    assert not one_class_predicted([[5, 0], [0, 0]])  # a one-class test set cannot tell
+    assert not one_class_predicted(None) and not one_class_predicted([1, 2])
+    recs = [record("erm", s, v) for s, v in enumerate(ERM)] + [record("a", s, v) for s, v in enumerate(A)]
+    for r, cm in zip(recs[3:], (one_class, one_class, confused)):
+        r["metrics"]["confusion_matrix"] = cm
+    recs[0]["metrics"]["confusion_matrix"] = confused
+    rows = _rows(tidy(recs))
+    assert rows.loc["a", "collapsed_seeds"] == 2 and rows.loc["erm", "collapsed_seeds"] == 0
+    text = format_table(leaderboard(recs))
+    assert "| a (one class: 2/3) | 3 |" in text and "| erm | 3 |" in text
+    assert text.endswith(COLLAPSED_NOTE)
+    recs[3]["status"], recs[3]["metrics"] = "failed", {}  # a failed cell is not a collapsed one
+    assert _rows(tidy(recs)).loc["a", "collapsed_seeds"] == 1
