@@ -129,6 +129,14 @@ def _torchvision(fn, stride: int):
 MODELS.register("unet", SegModelSpec(
     "unet", lambda cin, k: UNet(cin, k), "a small U-Net (stride-2 stem, widths 32-64; ~0.11 M parameters)",
     "Ronneberger, Fischer & Brox, U-Net, MICCAI 2015"))
+MODELS.register("unet-full", SegModelSpec(
+    "unet-full", lambda cin, k: UNet(cin, k, stem=False),
+    "a U-Net at full resolution (no stem, widths 32-64, Ronneberger et al.'s form; ~0.10 M parameters, ~4x unet's compute)",
+    "Ronneberger, Fischer & Brox, U-Net, MICCAI 2015"))
+MODELS.register("unet-deep", SegModelSpec(
+    "unet-deep", lambda cin, k: UNet(cin, k, widths=(32, 64, 128)),
+    "a three-level U-Net (stride-2 stem, widths 32-64-128; ~0.48 M parameters)",
+    "Ronneberger, Fischer & Brox, U-Net, MICCAI 2015"))
 MODELS.register("lraspp-mobilenet", SegModelSpec(
     "lraspp-mobilenet", _torchvision(tvseg.lraspp_mobilenet_v3_large, 32),
     "torchvision LR-ASPP on MobileNetV3-Large, no pretrained weights",
