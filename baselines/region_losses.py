@@ -45,7 +45,13 @@ class _RegionLoss(Method):
 
 @register_method
 class Dice(_RegionLoss):
-    """Soft Dice loss 1 − (2 Σ p g + ε) / (Σ p + Σ g + ε), per class, averaged over the K classes."""
+    """Soft Dice loss 1 − (2 Σ p g + ε) / (Σ p + Σ g + ε), per class, averaged over the K classes.
+
+    Trained long on a set where most batches miss most classes it can collapse to predicting one
+    class (README, "Budgets": fg-bg at x32). A class absent from a batch scores 1 − ε / (Σ p + ε),
+    ~0 only while its total probability over the batch stays below ε (1e-5): the loss drives
+    such classes' logits without bound until the softmax saturates and their gradient vanishes.
+    The tables mark such a cell "(one class: k/n)"."""
 
     name = "dice"
     summary = "Soft Dice loss (MONAI DiceLoss; softmax, background included, batch dice)"

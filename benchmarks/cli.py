@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default auto)")
     run.add_argument("--jobs", help="worker processes, or auto (default; $IMBENCH_JOBS overrides): one 1-thread "
                                     "worker per CPU core on a CPU, 1 on CUDA; 1 runs in this process")
+    run.add_argument("--threads", type=int, default=1,
+                     help="torch threads of each cell on a CPU (default 1, whatever --jobs says: the thread count "
+                          "changes a cell's floats, and the record says how many)")
     run.add_argument("--executor", choices=EXECUTORS, default="local",
                      help="local (this process or a local pool, --jobs) | ray (each cell a Ray task; "
                           "pip install 'imbench[ray]')")
@@ -139,6 +142,11 @@ def check_run_args(args) -> None:
     if args.executor == "ray" and args.jobs is not None:
         raise UsageError("--jobs sets the local pool; with --executor ray each cell is a task "
                          "(--cpus-per-cell, --gpus-per-cell)")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.executor == "ray" and args.threads != 1:
+        raise UsageError("--threads sets the local executor's threads; with --executor ray a task's threads are "
+                         "its --cpus-per-cell")
     if args.cpus_per_cell <= 0 or args.gpus_per_cell < 0:
         raise UsageError("--cpus-per-cell must be > 0 and --gpus-per-cell >= 0")
     if args.data_path and not Path(args.data_path).exists():
@@ -203,7 +211,7 @@ def cmd_run(args) -> int:
         from .executors import make_executor
 
         jobs = resolve_jobs(args.jobs, device=device, cells=len(cells))
-        executor = make_executor(jobs, args.jobs, device)
+        executor = make_executor(jobs, device, threads=args.threads)
         workers = "in this process" if jobs == 1 else f"{jobs} worker processes"
     cells = validate(cells, runtime)
     check_existing(cells, out.resolve(), args.resume)

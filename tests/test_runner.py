@@ -135,10 +135,10 @@ def test_auto_jobs_is_one_worker_per_core_on_cpu_and_one_on_cuda(monkeypatch):
     assert resolve_jobs(None, device="cpu", cells=120, cores=2) == 2
 
 
-def test_auto_computes_with_one_thread_even_when_one_cell_runs_in_process(cli, tmp_path, monkeypatch):
-    """A cell's numbers depend on the thread count; under auto a lone cell (run in this process)
-    must get the one thread a pool worker gets, or the same cell differs between a 1-cell and a
-    many-cell run. An explicit --jobs 1 keeps torch's default."""
+def test_every_cpu_cell_computes_with_one_thread_whatever_jobs_says(cli, tmp_path, monkeypatch):
+    """A cell's numbers depend on the thread count; a lone cell run in this process (auto with one
+    cell, or --jobs 1) must get the one thread a pool worker gets, or the same cell differs between
+    a 1-cell and a many-cell run, or between --jobs 1 and auto. --threads N asks for more."""
     import torch
 
     monkeypatch.delenv("IMBENCH_JOBS", raising=False)
@@ -149,11 +149,18 @@ def test_auto_computes_with_one_thread_even_when_one_cell_runs_in_process(cli, t
         assert cli(*args, "--out", tmp_path / "auto")[0] == 0
         assert torch.get_num_threads() == 2  # restored after the run
         assert cli(*args, "--jobs", "1", "--out", tmp_path / "one")[0] == 0
+        assert cli(*args, "--jobs", "1", "--threads", "2", "--out", tmp_path / "two")[0] == 0
     finally:
         torch.set_num_threads(before)
-    (auto,) = read_records(tmp_path / "auto")
-    (one,) = read_records(tmp_path / "one")
-    assert auto["threads"] == 1 and one["threads"] == 2
+    (auto,), (one,), (two,) = (read_records(tmp_path / d) for d in ("auto", "one", "two"))
+    assert auto["threads"] == 1 and one["threads"] == 1 and two["threads"] == 2
+    assert auto["metrics"]["balanced_accuracy"] == one["metrics"]["balanced_accuracy"]
+
+
+@pytest.mark.parametrize("bad", [("--threads", "0"), ("--threads", "2", "--executor", "ray")])
+def test_bad_threads_is_a_usage_error(cli, tmp_path, bad):
+    code, _, err = cli("run", "classification", "--methods", "erm", *bad, "--out", tmp_path / "x")
+    assert code == 2 and "--threads" in err and not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "two"])
