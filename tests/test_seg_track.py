@@ -98,6 +98,15 @@ def test_models_map_any_size_to_logits(name, channels):
     assert out.shape == (2, 4, 30, 37) and torch.isfinite(out).all()
 
 
+def test_the_unet_variants_differ_in_resolution_and_depth_as_named():
+    nets = {n: build_segmenter(n, num_classes=11, in_channels=1, mean=[0.5], std=[0.25]) for n in ("unet", "unet-full", "unet-deep")}
+    # unet: stride-2 stem + one pool; unet-full: the pool only (full resolution); unet-deep: stem + two pools
+    assert {n: m.info()["stride"] for n, m in nets.items()} == {"unet": 4, "unet-full": 2, "unet-deep": 8}
+    assert isinstance(nets["unet-full"].net.stem, torch.nn.Identity) and len(nets["unet-deep"].net.down) == 3
+    params = {n: m.info()["parameters"] for n, m in nets.items()}
+    assert params["unet-full"] < params["unet"] < params["unet-deep"]  # the stem's weights; the third level's
+
+
 def test_collate_pads_with_void_and_pixel_ce_ignores_it():
     imgs = [torch.full((1, 4, 5), 255, dtype=torch.uint8), torch.zeros((1, 6, 3), dtype=torch.uint8)]
     masks = [torch.ones(4, 5, dtype=torch.int64), torch.zeros(6, 3, dtype=torch.int64)]
