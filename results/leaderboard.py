@@ -38,6 +38,11 @@ def collapse_mark(row) -> str:
     return f" (one class: {int(k)}/{int(row['n_seeds'])})"
 
 
+def any_collapsed(frame: pd.DataFrame) -> bool:
+    """Whether a tidy / leaderboard frame has a row with collapsed seeds (its table needs the legend)."""
+    return "collapsed_seeds" in frame and bool((frame["collapsed_seeds"].fillna(0) > 0).any())
+
+
 def is_set(flag) -> bool:
     """A boolean column's value read safely (NaN and None are not set)."""
     return isinstance(flag, (bool, np.bool_)) and bool(flag)
@@ -97,8 +102,9 @@ def format_table(board: pd.DataFrame, metrics: tuple[str, ...] | None = None) ->
                 flagged = True
             method = row["method"] + (f" (= {row['identical_to']})" if row.get("identical_to") else "")
             method += UNDERTRAINED_MARK if is_set(row.get("undertrained")) else ""
-            method += collapse_mark(row)
-            collapsed = collapsed or bool(collapse_mark(row))
+            mark = collapse_mark(row)
+            method += mark
+            collapsed = collapsed or bool(mark)
             copies = copies or bool(row.get("identical_to"))
             short = short or is_set(row.get("undertrained"))
             cells = [f"{row['rank']:.0f}" if pd.notna(row["rank"]) else "-", method, seeds]

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from .aggregate import tidy, track_info
-from .leaderboard import COLLAPSED_NOTE, collapse_mark
+from .leaderboard import COLLAPSED_NOTE, any_collapsed, collapse_mark
 
 REFERENCE_DIR = Path(__file__).with_name("reference")
 # largest |bf16 - fp32| difference of a method's mean over 3 seeds, per track (README, "Speed")
@@ -120,7 +120,7 @@ def table(records: list[dict], track: str) -> str:
 
 def _collapse_legend(rows: pd.DataFrame) -> str:
     """The legend of the "(one class: k/n)" mark, where a table shows one."""
-    return f"\n{COLLAPSED_NOTE}.\n" if (rows["collapsed_seeds"].fillna(0) > 0).any() else ""
+    return f"\n{COLLAPSED_NOTE}.\n" if any_collapsed(rows) else ""
 
 
 def curve_tables(records: list[dict], track: str) -> str:

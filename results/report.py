@@ -33,7 +33,7 @@ from ..benchmarks.contract.errors import UsageError
 from ..benchmarks.contract.records import read_record
 from .aggregate import current, pivot, tidy, track_info
 from .budgets import budget_tables
-from .leaderboard import COLLAPSED_NOTE, UNDERTRAINED_MARK, collapse_mark, format_table, is_set, leaderboard
+from .leaderboard import COLLAPSED_NOTE, UNDERTRAINED_MARK, any_collapsed, collapse_mark, format_table, is_set, leaderboard
 
 
 def load_runs(run_dirs: list[Path]) -> tuple[list[dict], list[dict], list[dict]]:
@@ -290,7 +290,7 @@ def _write_html(out: Path, run_dirs, records, board, commands, missing, per_trac
     for track, part in per_track.items():
         head, stats = part["info"]["headline"], part["stats"]
         prefix = f"{track}: " if len(per_track) > 1 else ""
-        if "collapsed_seeds" in part["table"] and (part["table"]["collapsed_seeds"].fillna(0) > 0).any():
+        if any_collapsed(part["table"]):
             notes.append(f"{prefix}{COLLAPSED_NOTE}")
         tables.append((f"{prefix}{head} by method and block (mean over seeds)", part["pivot"].round(4)))
         blocks = {" / ".join(str(k) for k in key[:-1]): block_table(grp, head, part["info"].get("metrics", []))
